@@ -1,0 +1,10 @@
+//! The HTTP edge: routes, extractors, the envelope and the one `ApiError`.
+
+pub mod envelope;
+pub mod error;
+pub mod extractors;
+pub mod rejections;
+pub mod routes;
+pub mod time;
+
+pub use error::ApiError;

@@ -1,0 +1,20 @@
+//! One module per group of endpoints; `configure` is the route table.
+
+mod catalog;
+mod health;
+mod login;
+
+use actix_web::web;
+
+use super::rejections::{resource, route_not_found};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/auth/wechat/login").route(web::post().to(login::login)))
+        .service(resource("/auth/me").route(web::get().to(login::me)))
+        .service(resource("/ticket-types").route(web::get().to(catalog::list_public)))
+        .service(resource("/admin/ticket-types").route(web::post().to(catalog::create)))
+        .service(resource("/admin/ticket-types/{id}").route(web::get().to(catalog::get_admin)))
+        .default_service(web::to(route_not_found));
+}

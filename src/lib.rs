@@ -1,0 +1,22 @@
+//! # wallyt-pay — the application around the engine
+//!
+//! Layout: the engine itself (money, state machines, ports, order actors) lives in the
+//! `wallyt-pay-actors` crate under `actors/`; this crate gives it I/O and an HTTP face.
+//!
+//! - [`config`]: layered settings under the contract's variable names; typed secrets.
+//! - [`startup`]: `Application::build(settings)` — database, clients, listener, server.
+//! - [`telemetry`]: the tracing subscriber.
+//! - [`http`]: routes, authentication extractors, the JSON envelope and the one `ApiError`.
+//! - [`auth`]: the HS256 login token.
+//! - [`storage`]: sqlx adapters of the store ports, on SQLite or PostgreSQL, and migrations.
+//! - [`gateway`]: outbound clients — WeChat's `jscode2session` today, Wallyt next.
+//!
+//! Dependency direction: tests → this crate → `wallyt-pay-actors`.
+
+pub mod auth;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,19 @@
+//! Logging through `tracing`. `RUST_LOG` filters (default `info`); production logs JSON lines.
+//! Nothing here ever formats a secret: secrets are `SecretString`s and print `[REDACTED]`.
+
+use crate::config::LogFormat;
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Installs the global subscriber once; later calls (tests spawning many apps) are no-ops.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let result = match format {
+        LogFormat::Json => fmt()
+            .json()
+            .with_current_span(false)
+            .with_env_filter(filter)
+            .try_init(),
+        LogFormat::Pretty => fmt().with_env_filter(filter).try_init(),
+    };
+    drop(result);
+}

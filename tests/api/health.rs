@@ -1,0 +1,43 @@
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::{Connection, Executor};
+
+use crate::helpers::{expect_error, expect_status, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(health_and_readiness_answer_in_the_envelope);
+
+async fn health_and_readiness_answer_in_the_envelope(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let body = expect_status(app.get("/healthz").await, StatusCode::OK).await;
+    assert_eq!(body, json!({ "success": true, "data": { "status": "ok" } }));
+    let body = expect_status(app.get("/readyz").await, StatusCode::OK).await;
+    assert_eq!(body["data"]["database"], json!("ok"));
+}
+
+/// Dropping the database under a running app makes readiness fail with 503 UNAVAILABLE while
+/// liveness stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_a_lost_postgres_database() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    app.db.close().await;
+    let url = url::Url::parse(&app.database_url).unwrap();
+    let name = url.path().trim_start_matches('/').to_owned();
+    let mut conn = sqlx::PgConnection::connect(&std::env::var("TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    conn.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    expect_error(
+        app.get("/readyz").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+    )
+    .await;
+    expect_status(app.get("/healthz").await, StatusCode::OK).await;
+}

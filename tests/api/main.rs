@@ -1,0 +1,12 @@
+//! Black-box tests: each test spawns the real application on port 0 with a fresh database and
+//! talks to it over HTTP. Cases marked for both backends run on an SQLite temp file always and
+//! on a fresh PostgreSQL database when TEST_DATABASE_URL is set (required when CI=true).
+
+mod helpers;
+
+mod catalog;
+mod errors;
+mod health;
+mod login;
+mod startup;
+mod store;
