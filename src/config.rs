@@ -4,6 +4,8 @@
 //! exposed only where a key is used.
 
 use rand::RngCore;
+
+use crate::gateway::wallyt::SignType;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -60,8 +62,14 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     pub admin_token: SecretString,
     pub wechat: WechatSettings,
-    /// `None` when no Wallyt variable is set: payment endpoints then answer 503.
+    /// `None` when no Wallyt variable is set: payment endpoints then answer 503 — unless
+    /// the built-in sandbox stands in.
     pub wallyt: Option<WallytSettings>,
+    /// Development with no Wallyt and no WeChat credentials: the server mounts its sandbox
+    /// under `/sandbox` and points its own clients at it. Never in production.
+    pub builtin_sandbox: bool,
+    /// The sandbox's notify retry schedule multiplier (1.0 = the gateway's real one).
+    pub sandbox_notify_time_scale: f64,
     pub order_ttl: Duration,
     pub prepay_ttl: Duration,
     pub outbound: OutboundHttp,
@@ -90,7 +98,7 @@ pub struct WallytSettings {
     pub api_url: String,
     pub mch_id: String,
     pub secret_key: SecretString,
-    pub sign_type: String,
+    pub sign_type: SignType,
     pub notify_url: String,
 }
 
@@ -137,6 +145,7 @@ struct Raw {
     #[serde(with = "humantime_serde")]
     http_timeout: Duration,
     log_format: Option<String>,
+    sandbox_notify_time_scale: f64,
 }
 
 /// Where development keeps what it generates (the SQLite file lives there too by default).
@@ -274,6 +283,21 @@ impl Settings {
             }
         };
 
+        let builtin_sandbox =
+            app_env == AppEnv::Development && wallyt.is_none() && wechat_credentials.is_none();
+        if builtin_sandbox {
+            warnings.push(
+                "no WALLYT_* or WECHAT_* credentials: using the built-in sandbox at /sandbox \
+                 (no real money moves)"
+                    .into(),
+            );
+        }
+        let scale = raw.sandbox_notify_time_scale;
+        if scale.is_nan() || scale < 0.0 {
+            return Err(ConfigError::Invalid(
+                "SANDBOX_NOTIFY_TIME_SCALE must be a number >= 0".into(),
+            ));
+        }
         Ok(Settings {
             app_env,
             http_addr: raw.http_addr,
@@ -292,6 +316,8 @@ impl Settings {
                 credentials: wechat_credentials,
             },
             wallyt,
+            builtin_sandbox,
+            sandbox_notify_time_scale: raw.sandbox_notify_time_scale,
             order_ttl: raw.order_ttl,
             prepay_ttl: raw.prepay_ttl,
             outbound: OutboundHttp {
@@ -312,12 +338,8 @@ fn wallyt_settings(
     sign_type: String,
     notify_url: Option<String>,
 ) -> Result<Option<WallytSettings>, ConfigError> {
-    let sign_type = sign_type.trim().to_ascii_uppercase();
-    if !matches!(sign_type.as_str(), "MD5" | "SHA256" | "RSA_1_256") {
-        return Err(ConfigError::Invalid(format!(
-            "WALLYT_SIGN_TYPE must be MD5, SHA256 or RSA_1_256, not {sign_type:?}"
-        )));
-    }
+    let sign_type = SignType::parse(sign_type.trim().to_ascii_uppercase().as_str())
+        .map_err(|e| ConfigError::Invalid(format!("WALLYT_SIGN_TYPE: {e}")))?;
     match (api_url, mch_id, secret_key, notify_url) {
         (None, None, None, None) => Ok(None),
         (Some(api_url), Some(mch_id), Some(secret_key), Some(notify_url)) => {
@@ -476,6 +498,37 @@ mod tests {
         ] {
             assert!(!debug.contains(secret), "{secret} leaked");
         }
+    }
+
+    #[test]
+    fn rsa_signing_is_refused_at_start_up_by_name() {
+        let err = load(AppEnv::Test, &[("WALLYT_SIGN_TYPE", "RSA_1_256")]).unwrap_err();
+        assert!(err.to_string().contains("unsupported sign type"), "{err}");
+        let ok = load(AppEnv::Test, &[("WALLYT_SIGN_TYPE", "sha256")]).unwrap();
+        assert!(ok.wallyt.is_none());
+    }
+
+    #[test]
+    fn the_sandbox_stands_in_only_in_development_without_credentials() {
+        // ADMIN_TOKEN given so that the test writes no development token file.
+        assert!(
+            load(AppEnv::Development, &[("ADMIN_TOKEN", "a")])
+                .unwrap()
+                .builtin_sandbox
+        );
+        let with_wechat = [
+            ("ADMIN_TOKEN", "a"),
+            ("WECHAT_MINI_APPID", "wx1"),
+            ("WECHAT_MINI_SECRET", "s"),
+        ];
+        assert!(
+            !load(AppEnv::Development, &with_wechat)
+                .unwrap()
+                .builtin_sandbox
+        );
+        assert!(!load(AppEnv::Test, &[]).unwrap().builtin_sandbox);
+        let prod = [("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", "a")];
+        assert!(!load(AppEnv::Production, &prod).unwrap().builtin_sandbox);
     }
 
     #[test]

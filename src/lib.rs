@@ -17,6 +17,8 @@ pub mod auth;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
+pub mod sandbox;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -1,5 +1,7 @@
 //! Start-up: `Application::build(settings)` connects the database (applying migrations),
-//! binds its own listener (port 0 in tests) and exposes the real port before it serves.
+//! binds its own listener (port 0 in tests) and exposes the real port before it serves. In
+//! development without credentials it also mounts the sandbox and points its own Wallyt and
+//! WeChat clients at it.
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -10,9 +12,12 @@ use tracing_actix_web::TracingLogger;
 use wallyt_pay_actors::{Clock, SystemClock};
 
 use crate::auth::JwtKeys;
-use crate::config::Settings;
+use crate::config::{Settings, WechatSettings};
+use crate::gateway::wallyt::{ClientPolicy, SignType, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::{rejections, routes};
+use crate::metrics::Metrics;
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::storage::Database;
 
 /// What every handler can reach. Cheap to clone: everything inside is shared.
@@ -21,7 +26,16 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub admin_token: SecretString,
     pub wechat: WechatClient,
+    /// `None` when Wallyt is not configured: payment endpoints answer 503.
+    pub wallyt: Option<Payments>,
+    pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
+}
+
+/// The Wallyt client with the settings a payment needs besides it.
+pub struct Payments {
+    pub client: WallytClient,
+    pub notify_url: String,
 }
 
 pub struct Application {
@@ -36,27 +50,67 @@ impl Application {
             tracing::warn!(event = "config.warning", "{warning}");
         }
         let db = Database::connect(&settings.database).await?;
+        let listener = TcpListener::bind(&settings.http_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let own_base = format!("http://127.0.0.1:{port}");
+
+        let sandbox = settings.builtin_sandbox.then(|| {
+            Sandbox::new(SandboxConfig {
+                notify_time_scale: settings.sandbox_notify_time_scale,
+                ..SandboxConfig::generated()
+            })
+        });
+        let metrics = Metrics::new();
         let http = http_client(&settings.outbound);
+        let (wallyt, wechat_settings) = match &sandbox {
+            Some(sandbox) => sandbox_clients(sandbox, &own_base),
+            None => (
+                settings.wallyt.as_ref().map(|w| {
+                    let config = WallytConfig {
+                        api_url: w.api_url.clone(),
+                        mch_id: w.mch_id.clone(),
+                        key: w.secret_key.clone(),
+                        sign_type: w.sign_type,
+                    };
+                    (config, w.notify_url.clone())
+                }),
+                settings.wechat.clone(),
+            ),
+        };
+        let wallyt = wallyt.map(|(config, notify_url)| Payments {
+            client: WallytClient::new(
+                config,
+                http.clone(),
+                ClientPolicy::default(),
+                Some(metrics.gateway_calls.clone()),
+            ),
+            notify_url,
+        });
         let state = web::Data::new(AppState {
             db: db.clone(),
             jwt: JwtKeys::new(&settings.jwt_secret, settings.jwt_ttl),
             admin_token: settings.admin_token.clone(),
-            wechat: WechatClient::new(&settings.wechat, http),
+            wechat: WechatClient::new(&wechat_settings, http),
+            wallyt,
+            metrics,
             clock: Arc::new(SystemClock),
         });
 
-        let listener = TcpListener::bind(&settings.http_addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
-        let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(rejections::json_config())
                 .app_data(rejections::path_config())
                 .app_data(rejections::query_config())
-                .app_data(web::PayloadConfig::new(rejections::MAX_BODY_BYTES))
-                .configure(routes::configure)
+                .app_data(web::PayloadConfig::new(rejections::MAX_BODY_BYTES));
+            // The sandbox's routes go before ours so that our 404 fallback does not hide them.
+            let app = match &sandbox {
+                Some(sandbox) => app.service(sandbox.clone().scope("/sandbox")),
+                None => app,
+            };
+            app.configure(routes::configure)
         })
         .listen(listener)?;
         if settings.http_workers > 0 {
@@ -67,6 +121,7 @@ impl Application {
             port,
             env = settings.app_env.as_str(),
             backend = ?db.backend(),
+            sandbox = settings.builtin_sandbox,
         );
         Ok(Application {
             port,
@@ -85,4 +140,24 @@ impl Application {
         self.db.close().await;
         result
     }
+}
+
+/// Our own clients, pointed at the sandbox mounted on our own port.
+fn sandbox_clients(
+    sandbox: &Sandbox,
+    own_base: &str,
+) -> (Option<(WallytConfig, String)>, WechatSettings) {
+    let config = sandbox.config();
+    let wallyt = WallytConfig {
+        api_url: format!("{own_base}/sandbox/pay/gateway"),
+        mch_id: config.mch_id.clone(),
+        key: config.key.clone(),
+        sign_type: SignType::Md5,
+    };
+    let notify_url = format!("{own_base}/payments/wallyt/notify");
+    let wechat = WechatSettings {
+        api_base: format!("{own_base}/sandbox"),
+        credentials: Some((config.appid.clone(), config.app_secret.clone())),
+    };
+    (Some((wallyt, notify_url)), wechat)
 }

@@ -95,6 +95,15 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut HashMap<String, String>),
     ) -> Option<TestApp> {
+        TestApp::spawn_in(AppEnv::Test, backend, adjust).await
+    }
+
+    /// Spawns as `app_env` would run (development mounts the sandbox, production never).
+    pub async fn spawn_in(
+        app_env: AppEnv,
+        backend: Backend,
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Option<TestApp> {
         let (database_url, db_dir) = fresh_database_url(backend).await?;
         let wechat = MockServer::start().await;
         let mut vars: HashMap<String, String> = [
@@ -110,7 +119,11 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         adjust(&mut vars);
-        let settings = Settings::from_sources(AppEnv::Test, config_dir(), vars).expect("settings");
+        if app_env != AppEnv::Test {
+            vars.insert("HTTP_ADDR".into(), "127.0.0.1:0".into());
+            vars.insert("HTTP_WORKERS".into(), "1".into());
+        }
+        let settings = Settings::from_sources(app_env, config_dir(), vars).expect("settings");
         let db_settings = settings.database.clone();
         let app = Application::build(settings).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -4,9 +4,14 @@
 
 mod helpers;
 
+mod builtin_sandbox;
 mod catalog;
 mod errors;
 mod health;
 mod login;
+mod sandbox;
+mod sandbox_faults;
+mod sandbox_harness;
 mod startup;
 mod store;
+mod wallyt_client;

@@ -16,3 +16,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     state.db.ping().await?;
     Ok(envelope::ok(json!({ "status": "ready", "database": "ok" })))
 }
+
+/// Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -11,6 +11,7 @@ use super::rejections::{resource, route_not_found};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(resource("/auth/wechat/login").route(web::post().to(login::login)))
         .service(resource("/auth/me").route(web::get().to(login::me)))
         .service(resource("/ticket-types").route(web::get().to(catalog::list_public)))

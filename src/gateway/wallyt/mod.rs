@@ -1,0 +1,22 @@
+//! The Wallyt (SwiftPass) protocol, written by hand because it is ours to get right:
+//! [`fields`] (a flat message), [`sign`] (MD5/SHA256 signatures), [`xml`] (the wire format),
+//! [`time`] (GMT+8 times), one module per service ([`jspay`], [`trade`] for query and close,
+//! [`refund`] for refund and refundquery, [`notify`]), and the [`client`] — the only part that
+//! does I/O — with its [`breaker`].
+
+pub mod breaker;
+pub mod client;
+pub mod error;
+pub mod fields;
+pub mod jspay;
+pub mod notify;
+pub mod refund;
+pub mod sign;
+pub mod time;
+pub mod trade;
+pub mod xml;
+
+pub use client::{ClientPolicy, Service, WallytClient, WallytConfig};
+pub use error::GatewayError;
+pub use fields::Fields;
+pub use sign::SignType;

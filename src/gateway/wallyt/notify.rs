@@ -1,0 +1,156 @@
+//! The payment notify (protocol §4): the gateway's signed XML POST to our notify_url. Verified
+//! over *every* field received, fail-closed, before anything in it is believed.
+
+use secrecy::SecretString;
+use wallyt_pay_actors::{Fen, UnixMillis};
+
+use super::fields::Fields;
+use super::sign::{declared_sign_type, verify};
+use super::time::parse_gmt8;
+use super::trade::parse_fen;
+use super::xml::{decode, XmlError};
+
+/// A notify whose signature and merchant check out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentNotify {
+    pub out_trade_no: String,
+    /// `status`, `result_code` and `pay_result` all `0`: the money moved.
+    pub paid: bool,
+    pub transaction_id: Option<String>,
+    pub total_fee: Option<Fen>,
+    pub time_end: Option<UnixMillis>,
+    pub attach: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notify is not protocol XML: {0}")]
+    Malformed(#[from] XmlError),
+    #[error("notify signature is missing or invalid")]
+    InvalidSignature,
+    #[error("notify is for another merchant")]
+    ForeignMerchant,
+    #[error("notify has no out_trade_no")]
+    MissingOutTradeNo,
+    #[error("paid notify without a valid transaction_id, total_fee or time_end")]
+    IncompletePayment,
+}
+
+pub fn verify_notify(
+    body: &[u8],
+    mch_id: &str,
+    key: &SecretString,
+) -> Result<(PaymentNotify, Fields), NotifyError> {
+    let fields = decode(body)?;
+    let sign_type = declared_sign_type(&fields).map_err(|_| NotifyError::InvalidSignature)?;
+    if !verify(&fields, sign_type, key) {
+        return Err(NotifyError::InvalidSignature);
+    }
+    if fields.get("mch_id") != Some(mch_id) {
+        return Err(NotifyError::ForeignMerchant);
+    }
+    let out_trade_no = fields
+        .get("out_trade_no")
+        .ok_or(NotifyError::MissingOutTradeNo)?
+        .to_owned();
+    let zero = |name: &str| fields.get(name) == Some("0");
+    let paid = zero("status") && zero("result_code") && zero("pay_result");
+    let total_fee = fields.get("total_fee").map(parse_fen).transpose();
+    let notify = PaymentNotify {
+        out_trade_no,
+        paid,
+        transaction_id: fields.get("transaction_id").map(str::to_owned),
+        total_fee: total_fee.map_err(|_| NotifyError::IncompletePayment)?,
+        time_end: fields.get("time_end").and_then(parse_gmt8),
+        attach: fields.get("attach").map(str::to_owned),
+    };
+    if paid
+        && (notify.transaction_id.is_none()
+            || notify.total_fee.is_none()
+            || notify.time_end.is_none())
+    {
+        return Err(NotifyError::IncompletePayment);
+    }
+    Ok((notify, fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sign::{sign, SignType};
+    use super::super::xml::encode;
+    use super::*;
+
+    const KEY: &str = "9d101c97133837e13dde2d32a5054abb";
+
+    fn tv3() -> Fields {
+        [
+            ("version", "2.0"),
+            ("charset", "UTF-8"),
+            ("sign_type", "MD5"),
+            ("status", "0"),
+            ("result_code", "0"),
+            ("mch_id", "7551000001"),
+            ("nonce_str", "1717214700123"),
+            ("openid", "oywgtuJBTzG1wlOfagWqP32XfmKo"),
+            ("trade_type", "pay.weixin.jspay"),
+            ("is_subscribe", "N"),
+            ("pay_result", "0"),
+            ("transaction_id", "7551000001202406011234567890"),
+            ("out_transaction_id", "4200002233202406015555666677"),
+            ("sub_is_subscribe", "N"),
+            ("sub_appid", "wx1234567890abcdef"),
+            ("sub_openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+            ("out_trade_no", "ORD20240601000001"),
+            ("total_fee", "1"),
+            ("fee_type", "CNY"),
+            ("attach", "order=42"),
+            ("bank_type", "CFT"),
+            ("time_end", "20240601120512"),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn signed(fields: Fields) -> Vec<u8> {
+        let key = SecretString::from(KEY);
+        let sign = sign(&fields, SignType::Md5, &key);
+        encode(&fields.with("sign", sign)).into_bytes()
+    }
+
+    fn check(body: &[u8]) -> Result<PaymentNotify, NotifyError> {
+        verify_notify(body, "7551000001", &SecretString::from(KEY)).map(|(n, _)| n)
+    }
+
+    #[test]
+    fn the_tv3_notify_is_a_payment() {
+        let notify = check(&signed(tv3())).unwrap();
+        assert!(notify.paid);
+        assert_eq!(notify.total_fee, Some(Fen::new(1)));
+        assert_eq!(notify.attach.as_deref(), Some("order=42"));
+        assert_eq!(notify.time_end, Some(UnixMillis(1_717_214_712_000)));
+    }
+
+    #[test]
+    fn tampering_and_strangers_are_refused() {
+        let body = String::from_utf8(signed(tv3())).unwrap();
+        let changed = body.replace("<total_fee><![CDATA[1]]>", "<total_fee><![CDATA[100]]>");
+        assert_eq!(
+            check(changed.as_bytes()),
+            Err(NotifyError::InvalidSignature)
+        );
+        assert_eq!(
+            check(encode(&tv3()).as_bytes()),
+            Err(NotifyError::InvalidSignature),
+            "no sign"
+        );
+        let foreign = signed(tv3().with("mch_id", "7551000002"));
+        assert_eq!(check(&foreign), Err(NotifyError::ForeignMerchant));
+        assert!(matches!(check(b"<xml><a>"), Err(NotifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_failed_payment_is_verified_but_not_paid() {
+        let notify = check(&signed(tv3().with("pay_result", "1"))).unwrap();
+        assert!(!notify.paid);
+    }
+}

@@ -1,0 +1,166 @@
+//! The sandbox: a local imitation of the Wallyt gateway and of WeChat's `jscode2session`,
+//! strict where the real ones are strict, so the whole payment flow runs with no credentials
+//! and no network — in tests, on a laptop (`cargo run` mounts it under `/sandbox`), or
+//! standalone (`cargo run --bin wallyt-sandbox`).
+//!
+//! Layout: [`gateway`] (`POST /pay/gateway`, signature and dispatch), [`services`] (the five
+//! services), [`state`] (trades, refunds, notify attempts), [`notify`] (delivery with the real
+//! retry schedule), [`faults`] (what to get wrong), [`control`] (`/sandbox/trades…`,
+//! `/sandbox/faults`), [`wechat`] (`GET /sns/jscode2session`).
+
+pub mod control;
+pub mod faults;
+pub mod gateway;
+pub mod notify;
+pub mod services;
+pub mod state;
+pub mod wechat;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use rand::RngCore;
+use secrecy::SecretString;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wallyt_pay_actors::{Clock, SystemClock, UnixMillis};
+
+use faults::CallFault;
+use state::SandboxState;
+
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub mch_id: String,
+    pub key: SecretString,
+    /// The mini-program AppID and secret jscode2session accepts.
+    pub appid: String,
+    pub app_secret: SecretString,
+    /// Multiplies the notify retry schedule: 1.0 is the real one, 0.001 turns 15 s into 15 ms.
+    pub notify_time_scale: f64,
+    /// How long a notify waits for the merchant's answer.
+    pub notify_timeout: Duration,
+}
+
+impl SandboxConfig {
+    /// A sandbox with fresh random credentials, for development and tests.
+    pub fn generated() -> SandboxConfig {
+        SandboxConfig {
+            mch_id: "7551000001".into(),
+            key: SecretString::from(random_hex(16)),
+            appid: "wxsandbox00000001".into(),
+            app_secret: SecretString::from(random_hex(16)),
+            notify_time_scale: 1.0,
+            notify_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    state: Mutex<SandboxState>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Sandbox {
+        let http = reqwest::Client::builder()
+            .timeout(config.notify_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain client always builds");
+        Sandbox {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(SandboxState::default()),
+                http,
+                clock: Arc::new(SystemClock),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Runs `f` on the state under its lock; never hold it across an await.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut SandboxState) -> R) -> R {
+        let mut state = self.inner.state.lock().expect("sandbox state lock");
+        f(&mut state)
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.inner.clock.now()
+    }
+
+    pub fn nonce(&self) -> String {
+        random_hex(16)
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    fn take_call_fault(&self, out_trade_no: Option<&str>) -> CallFault {
+        self.with_state(|s| s.take_call_fault(out_trade_no))
+    }
+
+    /// Serves the sandbox alone: the protocol at the root (`/pay/gateway`,
+    /// `/sns/jscode2session`), its controls under `/sandbox`.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<Server> {
+        let data = web::Data::new(self);
+        Ok(HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(
+                    crate::gateway::wallyt::xml::MAX_XML_BYTES,
+                ))
+                .configure(protocol_routes)
+                .service(web::scope("/sandbox").configure(control_routes))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run())
+    }
+
+    /// Everything under one scope, for mounting inside the application at `/sandbox`.
+    pub fn scope(self, path: &str) -> actix_web::Scope {
+        web::scope(path)
+            .app_data(web::Data::new(self))
+            .configure(protocol_routes)
+            .configure(control_routes)
+    }
+}
+
+pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/pay/gateway", web::post().to(gateway::gateway))
+        .route("/sns/jscode2session", web::get().to(wechat::jscode2session));
+}
+
+pub fn control_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/trades", web::get().to(control::list_trades))
+        .route("/trades/{out_trade_no}", web::get().to(control::get_trade))
+        .route("/trades/{out_trade_no}/pay", web::post().to(control::pay))
+        .route(
+            "/trades/{out_trade_no}/notify",
+            web::post().to(control::redeliver),
+        )
+        .route(
+            "/trades/{out_trade_no}/faults",
+            web::put().to(control::set_trade_faults),
+        )
+        .route("/faults", web::get().to(control::get_faults))
+        .route("/faults", web::put().to(control::set_faults))
+        .route("/faults", web::delete().to(control::clear_faults));
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
