@@ -72,6 +72,8 @@ pub struct Settings {
     pub sandbox_notify_time_scale: f64,
     pub order_ttl: Duration,
     pub prepay_ttl: Duration,
+    /// An order actor with nothing to do for this long stops (and is respawned on demand).
+    pub order_actor_idle: Duration,
     pub outbound: OutboundHttp,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
@@ -140,6 +142,8 @@ struct Raw {
     order_ttl: Duration,
     #[serde(with = "humantime_serde")]
     prepay_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    order_actor_idle: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -252,6 +256,12 @@ impl Settings {
             raw.wallyt_sign_type,
             raw.wallyt_notify_url,
         )?;
+        if wallyt.is_some() && wechat_credentials.is_none() {
+            return Err(ConfigError::Invalid(
+                "Wallyt needs the mini-program's WECHAT_MINI_APPID and WECHAT_MINI_SECRET too"
+                    .into(),
+            ));
+        }
         if wallyt.is_none() && production {
             warnings.push(
                 "Wallyt is not configured: prepay and refund answer 503 WALLYT_NOT_CONFIGURED"
@@ -320,6 +330,7 @@ impl Settings {
             sandbox_notify_time_scale: raw.sandbox_notify_time_scale,
             order_ttl: raw.order_ttl,
             prepay_ttl: raw.prepay_ttl,
+            order_actor_idle: raw.order_actor_idle,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,

@@ -15,9 +15,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod redis;
 pub mod sandbox;
 pub mod startup;
 pub mod storage;

@@ -1,13 +1,17 @@
 //! Prometheus metrics, rendered at `GET /metrics`. One registry per application so that
 //! tests running many apps in one process do not share counters.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// Calls to Wallyt by service and outcome (ok, business, refused, timeout, ...).
     pub gateway_calls: IntCounterVec,
+    /// Notifies received, by verdict (confirmed, duplicate, invalid_signature, ...).
+    pub notifies: IntCounterVec,
+    /// Order actors alive now; set from the registry's count when rendered.
+    pub live_order_actors: IntGauge,
 }
 
 impl Metrics {
@@ -18,12 +22,28 @@ impl Metrics {
             &["service", "outcome"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(gateway_calls.clone()))
-            .expect("registered once");
+        let notifies = IntCounterVec::new(
+            Opts::new(
+                "wallyt_notifies_total",
+                "Payment notifies received, by verdict",
+            ),
+            &["verdict"],
+        )
+        .expect("valid metric");
+        let live_order_actors =
+            IntGauge::new("live_order_actors", "Order actors alive").expect("valid metric");
+        for metric in [
+            Box::new(gateway_calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(notifies.clone()),
+            Box::new(live_order_actors.clone()),
+        ] {
+            registry.register(metric).expect("registered once");
+        }
         Metrics {
             registry,
             gateway_calls,
+            notifies,
+            live_order_actors,
         }
     }
 

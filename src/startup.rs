@@ -11,12 +11,19 @@ use std::sync::Arc;
 use tracing_actix_web::TracingLogger;
 use wallyt_pay_actors::{Clock, SystemClock};
 
+use wallyt_pay_actors::engine::local_locks::LocalLocks;
+use wallyt_pay_actors::engine::EngineConfig;
+use wallyt_pay_actors::ports::{LockManager, PaymentGateway};
+
 use crate::auth::JwtKeys;
 use crate::config::{Settings, WechatSettings};
+use crate::engine::EngineHandle;
+use crate::gateway::wallyt::adapter::WallytGateway;
 use crate::gateway::wallyt::{ClientPolicy, SignType, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::{rejections, routes};
 use crate::metrics::Metrics;
+use crate::redis::RedisLocks;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::storage::Database;
 
@@ -30,6 +37,10 @@ pub struct AppState {
     pub wallyt: Option<Payments>,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
+    pub engine: EngineHandle,
+    pub order_ttl: std::time::Duration,
+    /// Set when REDIS_URL is: readiness checks it.
+    pub redis: Option<RedisLocks>,
 }
 
 /// The Wallyt client with the settings a payment needs besides it.
@@ -42,6 +53,8 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Database,
+    engine: EngineHandle,
+    sandbox: Option<Sandbox>,
 }
 
 impl Application {
@@ -87,6 +100,41 @@ impl Application {
             ),
             notify_url,
         });
+        let gateway = wallyt.as_ref().map(|payments| {
+            Arc::new(WallytGateway {
+                client: payments.client.clone(),
+                notify_url: payments.notify_url.clone(),
+                sub_appid: wechat_settings
+                    .credentials
+                    .as_ref()
+                    .map(|(appid, _)| appid.clone())
+                    .unwrap_or_default(),
+            }) as Arc<dyn PaymentGateway>
+        });
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                RedisLocks::connect(url)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot reach REDIS_URL: {e}"))?,
+            ),
+            None => None,
+        };
+        let locks: Arc<dyn LockManager> = match &redis {
+            Some(redis) => Arc::new(redis.clone()),
+            None => Arc::new(LocalLocks::new()),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let engine = EngineHandle::start(
+            Arc::new(db.clone()),
+            gateway,
+            locks,
+            clock.clone(),
+            EngineConfig {
+                prepay_ttl: settings.prepay_ttl,
+                idle_timeout: settings.order_actor_idle,
+                ..EngineConfig::default()
+            },
+        );
         let state = web::Data::new(AppState {
             db: db.clone(),
             jwt: JwtKeys::new(&settings.jwt_secret, settings.jwt_ttl),
@@ -94,9 +142,13 @@ impl Application {
             wechat: WechatClient::new(&wechat_settings, http),
             wallyt,
             metrics,
-            clock: Arc::new(SystemClock),
+            clock,
+            engine: engine.clone(),
+            order_ttl: settings.order_ttl,
+            redis,
         });
 
+        let mounted = sandbox.clone();
         let mut server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(TracingLogger::default())
@@ -106,7 +158,7 @@ impl Application {
                 .app_data(rejections::query_config())
                 .app_data(web::PayloadConfig::new(rejections::MAX_BODY_BYTES));
             // The sandbox's routes go before ours so that our 404 fallback does not hide them.
-            let app = match &sandbox {
+            let app = match &mounted {
                 Some(sandbox) => app.service(sandbox.clone().scope("/sandbox")),
                 None => app,
             };
@@ -127,6 +179,8 @@ impl Application {
             port,
             server: server.run(),
             db,
+            engine,
+            sandbox,
         })
     }
 
@@ -134,9 +188,15 @@ impl Application {
         self.port
     }
 
+    /// The built-in sandbox, when this application mounted one (development only).
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
     /// Serves until the process is told to stop (SIGINT/SIGTERM), then drains and closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.engine.stop();
         self.db.close().await;
         result
     }

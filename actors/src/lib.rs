@@ -8,17 +8,23 @@
 //! - [`time`]: [`UnixMillis`] and the [`Clock`] port, so timers and TTLs are test inputs.
 //! - [`user`]: a mini-program user, known by the openid WeChat gives us.
 //! - [`catalog`]: ticket types and their stock counters (`available + reserved + sold == total`).
-//! - [`ports`]: the traits the application implements with real I/O (storage today; the
-//!   gateway, locks and timers join them as the order actors arrive).
+//! - [`order`], [`payment`]: the order and payment state machines as pure functions.
+//! - [`ports`]: the traits the application implements with real I/O (store, gateway, locks).
+//! - [`engine`]: the order actors, their registry and the gateway and lock supervisors.
 
 pub mod catalog;
+pub mod engine;
 pub mod money;
+pub mod order;
+pub mod payment;
 pub mod ports;
 pub mod time;
 pub mod user;
 
 pub use catalog::{NewTicketType, Stock, TicketType};
 pub use money::{Fen, MoneyError};
+pub use order::{CancelReason, Order, OrderItem, OrderLine, OrderStatus};
+pub use payment::{Payment, PaymentStatus, Ticket};
 pub use ports::{CatalogStore, StoreError, UserStore};
 pub use time::{Clock, SystemClock, UnixMillis};
 pub use user::User;

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use wallyt_pay_actors::engine::EngineError;
 use wallyt_pay_actors::StoreError;
 
 use super::envelope::failure_body;
@@ -123,6 +124,27 @@ impl From<WechatError> for ApiError {
                 tracing::warn!(event = "wechat.login.error", detail = %detail);
                 ApiError::GatewayError("WeChat answered with an error".into())
             }
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::OrderNotFound => ApiError::OrderNotFound,
+            EngineError::InvalidOrderStatus(message) => ApiError::InvalidOrderStatus(message),
+            EngineError::GatewayNotConfigured => ApiError::WallytNotConfigured,
+            EngineError::GatewayTimeout => {
+                ApiError::GatewayTimeout("the payment gateway did not answer in time".into())
+            }
+            EngineError::Gateway(_) => {
+                ApiError::GatewayError("the payment gateway answered with an error".into())
+            }
+            EngineError::Busy(detail) => {
+                tracing::warn!(event = "order.busy", detail = %detail);
+                ApiError::Unavailable("the order is busy, try again".into())
+            }
+            EngineError::Store(error) => error.into(),
         }
     }
 }

@@ -6,5 +6,6 @@ pub mod extractors;
 pub mod rejections;
 pub mod routes;
 pub mod time;
+pub mod views;
 
 pub use error::ApiError;

@@ -4,6 +4,7 @@
 //! only the migrations differ per backend.
 
 mod catalog;
+mod orders;
 mod users;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -77,6 +77,8 @@ pub fn config_dir() -> &'static Path {
 }
 
 pub struct TestApp {
+    /// The built-in sandbox (development mode), with its merchant key.
+    pub sandbox: Option<wallyt_pay::sandbox::Sandbox>,
     pub address: String,
     pub database_url: String,
     pub client: reqwest::Client,
@@ -127,11 +129,13 @@ impl TestApp {
         let db_settings = settings.database.clone();
         let app = Application::build(settings).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let sandbox = app.sandbox().cloned();
         tokio::spawn(app.run_until_stopped());
         let db = Database::connect(&db_settings)
             .await
             .expect("test db handle");
         Some(TestApp {
+            sandbox,
             address,
             database_url,
             client: reqwest::Client::new(),
@@ -139,6 +143,22 @@ impl TestApp {
             wechat,
             _db_dir: db_dir,
         })
+    }
+
+    /// Development mode: the app mounts its sandbox and pays through it; the notify schedule
+    /// runs at 1/100 speed.
+    pub async fn spawn_with_sandbox(
+        backend: Backend,
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Option<TestApp> {
+        TestApp::spawn_in(AppEnv::Development, backend, |vars| {
+            vars.remove("WECHAT_MINI_APPID");
+            vars.remove("WECHAT_MINI_SECRET");
+            vars.remove("WECHAT_API_BASE");
+            vars.insert("SANDBOX_NOTIFY_TIME_SCALE".into(), "0.01".into());
+            adjust(vars);
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -183,7 +203,10 @@ impl TestApp {
     /// Logs in through the WeChat stand-in; answers (token, openid, user id).
     pub async fn login(&self, openid: &str) -> (String, String, i64) {
         let code = format!("code-{openid}");
-        self.wechat_knows(&code, openid).await;
+        // With the sandbox mounted, its jscode2session maps the code to an openid of its own.
+        if self.sandbox.is_none() {
+            self.wechat_knows(&code, openid).await;
+        }
         let response = self
             .post_json("/auth/wechat/login", None, &json!({ "code": code }))
             .await;
@@ -230,4 +253,130 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
         "{body}"
     );
     body
+}
+
+/// The order and payment endpoints, and the mounted sandbox's controls.
+impl TestApp {
+    pub async fn create_order(&self, token: &str, items: Value) -> Response {
+        self.post_json("/orders", Some(token), &json!({ "items": items }))
+            .await
+    }
+
+    /// Creates an order and answers its JSON `data`.
+    pub async fn order_of(&self, token: &str, ticket_type_id: &Value, quantity: i64) -> Value {
+        let items = json!([{ "ticketTypeId": ticket_type_id, "quantity": quantity }]);
+        let response = self.create_order(token, items).await;
+        expect_status(response, StatusCode::CREATED).await["data"].clone()
+    }
+
+    pub async fn prepay(&self, token: &str, order_id: &Value, openid: &str) -> Response {
+        let body = json!({ "orderId": order_id, "openid": openid });
+        self.post_json("/payments/wechat/prepay", Some(token), &body)
+            .await
+    }
+
+    pub async fn status(&self, token: &str, order_id: &Value) -> Value {
+        let response = self
+            .get_with_token(&format!("/payments/status/{order_id}"), token)
+            .await;
+        expect_status(response, StatusCode::OK).await["data"].clone()
+    }
+
+    pub async fn order(&self, token: &str, order_id: &Value) -> Value {
+        let response = self
+            .get_with_token(&format!("/orders/{order_id}"), token)
+            .await;
+        expect_status(response, StatusCode::OK).await["data"].clone()
+    }
+
+    pub async fn stock(&self, ticket_type_id: &Value) -> Value {
+        let path = format!("/admin/ticket-types/{ticket_type_id}");
+        let response = self.get_with_token(&path, ADMIN_TOKEN).await;
+        expect_status(response, StatusCode::OK).await["data"]["stock"].clone()
+    }
+
+    /// Polls the order (without asking the gateway) until it has `status`.
+    pub async fn wait_for_order(&self, token: &str, order_id: &Value, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let order = self.order(token, order_id).await;
+            if order["status"] == json!(status) || std::time::Instant::now() > deadline {
+                return order;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn sandbox_pay(&self, out_trade_no: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/sandbox/trades/{out_trade_no}/pay")))
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn sandbox_trade(&self, out_trade_no: &str) -> Value {
+        self.get(&format!("/sandbox/trades/{out_trade_no}"))
+            .await
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    pub async fn sandbox_faults(&self, out_trade_no: Option<&str>, faults: Value) {
+        let path = match out_trade_no {
+            Some(no) => format!("/sandbox/trades/{no}/faults"),
+            None => "/sandbox/faults".to_owned(),
+        };
+        let response = self
+            .client
+            .put(self.url(&path))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// POSTs a notify body as the gateway would; answers (HTTP status, body text).
+    pub async fn notify_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
+        let response = self
+            .client
+            .post(self.url("/payments/wallyt/notify"))
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        (response.status(), response.text().await.unwrap_or_default())
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(self.db.pool())
+            .await
+            .expect("count")
+    }
+}
+
+/// A buyer with a PENDING order for `quantity` tickets of a fresh 50.00 type.
+pub struct Purchase {
+    pub token: String,
+    pub openid: String,
+    pub ticket_type: Value,
+    pub order: Value,
+}
+
+pub async fn purchase(app: &TestApp, stock: i64, quantity: i64) -> Purchase {
+    let (token, openid, _) = app
+        .login(&format!("oBuyer{}", uuid::Uuid::new_v4().simple()))
+        .await;
+    let ticket_type = app.create_ticket_type("VIP", "50.00", stock).await;
+    let order = app.order_of(&token, &ticket_type["id"], quantity).await;
+    Purchase {
+        token,
+        openid,
+        ticket_type: ticket_type["id"].clone(),
+        order: order["id"].clone(),
+    }
 }

@@ -9,6 +9,8 @@ mod catalog;
 mod errors;
 mod health;
 mod login;
+mod orders;
+mod payments;
 mod sandbox;
 mod sandbox_faults;
 mod sandbox_harness;

@@ -21,6 +21,9 @@ pub const KEY: &str = "9d101c97133837e13dde2d32a5054abb";
 pub const SCALE: f64 = 0.01;
 
 pub struct Harness {
+    /// One instant for every prepay of the harness, so that a resend is byte-for-byte the same
+    /// request (its times included).
+    pub started: wallyt_pay_actors::UnixMillis,
     pub base: String,
     pub client: WallytClient,
     pub receiver: MockServer,
@@ -69,6 +72,7 @@ impl Harness {
         );
         let receiver = MockServer::start().await;
         Harness {
+            started: SystemClock.now(),
             base,
             client,
             receiver,
@@ -90,7 +94,7 @@ impl Harness {
     }
 
     pub async fn prepay(&self, out_trade_no: &str, fee: i64) -> Result<JspayReply, GatewayError> {
-        let now = SystemClock.now();
+        let now = self.started;
         let notify_url = self.notify_url();
         self.client
             .jspay(&JspayRequest {

@@ -4,6 +4,7 @@
 //! [`refund`] for refund and refundquery, [`notify`]), and the [`client`] — the only part that
 //! does I/O — with its [`breaker`].
 
+pub mod adapter;
 pub mod breaker;
 pub mod client;
 pub mod error;

@@ -3,6 +3,9 @@
 mod catalog;
 mod health;
 mod login;
+mod notify;
+mod orders;
+mod payments;
 
 use actix_web::web;
 
@@ -17,5 +20,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ticket-types").route(web::get().to(catalog::list_public)))
         .service(resource("/admin/ticket-types").route(web::post().to(catalog::create)))
         .service(resource("/admin/ticket-types/{id}").route(web::get().to(catalog::get_admin)))
+        .service(resource("/orders").route(web::post().to(orders::create)))
+        .service(resource("/orders/{id}").route(web::get().to(orders::get)))
+        .service(resource("/payments/wechat/prepay").route(web::post().to(payments::prepay)))
+        .service(resource("/payments/status/{order_id}").route(web::get().to(payments::status)))
+        .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
 }

@@ -1,0 +1,32 @@
+//! What an order actor can answer instead of a result.
+
+use crate::ports::{GatewayFailure, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("{0}")]
+    InvalidOrderStatus(String),
+    #[error("the payment gateway is not configured")]
+    GatewayNotConfigured,
+    #[error("the payment gateway did not answer in time")]
+    GatewayTimeout,
+    #[error("the payment gateway failed: {0}")]
+    Gateway(String),
+    /// Another node holds the order, the lock service is down, or the actor is overloaded.
+    #[error("the order is busy, try again: {0}")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<GatewayFailure> for ActorError {
+    fn from(failure: GatewayFailure) -> ActorError {
+        match failure {
+            GatewayFailure::NotConfigured => ActorError::GatewayNotConfigured,
+            GatewayFailure::Timeout => ActorError::GatewayTimeout,
+            other => ActorError::Gateway(other.to_string()),
+        }
+    }
+}

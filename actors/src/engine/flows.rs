@@ -1,0 +1,235 @@
+//! What each order message does, as plain async functions over the [`Engine`]. They run inside
+//! the order actor (one at a time per order) and under the order's lease (one node at a time);
+//! every state change is one store transaction with guarded updates, so even without those
+//! two the database would refuse a double confirmation or an oversell.
+
+use super::error::ActorError;
+use super::gateway_supervisor::{CloseTrade, CreatePrepay, QueryTrade};
+use super::messages::{Prepay, PrepayAnswer};
+use super::Engine;
+use crate::order::{Order, OrderStatus};
+use crate::payment::{Payment, PaymentStatus};
+use crate::ports::{
+    ApplyOutcome, GatewayFailure, NewPaymentEvent, NewPrepay, PaymentApplication, PrepayRequest,
+    StoreError, TradeStatus,
+};
+use crate::time::UnixMillis;
+
+async fn load(engine: &Engine, order_id: i64) -> Result<Order, ActorError> {
+    engine
+        .store
+        .order(order_id)
+        .await?
+        .ok_or(ActorError::OrderNotFound)
+}
+
+fn mailbox(error: actix::MailboxError) -> ActorError {
+    ActorError::Busy(format!("gateway supervisor: {error}"))
+}
+
+pub async fn prepay(
+    engine: &Engine,
+    order_id: i64,
+    msg: Prepay,
+) -> Result<PrepayAnswer, ActorError> {
+    let now = engine.clock.now();
+    let order = load(engine, order_id).await?;
+    if !order.status.payable(order.expires_at, now) {
+        return Err(ActorError::InvalidOrderStatus(format!(
+            "order is {} and cannot be paid",
+            describe(&order, now)
+        )));
+    }
+    let payments = engine.store.payments(order_id).await?;
+    if let Some(open) = payments
+        .iter()
+        .rev()
+        .find(|p| p.status == PaymentStatus::NotPay)
+    {
+        if open.reusable(now) {
+            return Ok(PrepayAnswer {
+                payment: open.clone(),
+                reused: true,
+            });
+        }
+        // An expired prepay is closed at the gateway before a new trade replaces it.
+        close_trade(engine, open).await?;
+    }
+
+    let out_trade_no = format!("MP{order_id}_{}", now.0);
+    let deadline = now.plus(engine.config.prepay_ttl).min(order.expires_at);
+    let time_expire = UnixMillis(deadline.0 - deadline.0.rem_euclid(1000));
+    let request = PrepayRequest {
+        out_trade_no: out_trade_no.clone(),
+        description: engine.config.description.clone(),
+        amount: order.total,
+        client_ip: msg.client_ip,
+        openid: msg.openid.clone(),
+        attach: format!(r#"{{"orderId":{},"userId":{}}}"#, order.id, order.user_id),
+        time_start: now,
+        time_expire,
+    };
+    let created = engine
+        .gateway
+        .send(CreatePrepay(request))
+        .await
+        .map_err(mailbox)?
+        .inspect_err(|failure| {
+            tracing::error!(event = "wallyt.jspay.error", order_id, out_trade_no = %out_trade_no, error = %failure);
+        })?;
+    let prepay = NewPrepay {
+        order_id,
+        out_trade_no,
+        amount: order.total,
+        openid: msg.openid,
+        pay_params: created.pay_params,
+        prepay_expires_at: time_expire,
+    };
+    match engine.store.insert_prepay(&prepay, now).await {
+        Ok(payment) => Ok(PrepayAnswer {
+            payment,
+            reused: false,
+        }),
+        Err(StoreError::Conflict(_)) => Err(ActorError::InvalidOrderStatus(
+            "the order changed while the prepay was created".into(),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn describe(order: &Order, now: UnixMillis) -> &'static str {
+    match order.status {
+        OrderStatus::Pending if now >= order.expires_at => "expired",
+        status => status.as_str(),
+    }
+}
+
+/// Closes an open trade at the gateway, then in the store. A trade the customer paid after all
+/// is applied instead, and the caller learns the order is no longer payable.
+async fn close_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorError> {
+    let closed = engine
+        .gateway
+        .send(CloseTrade(payment.out_trade_no.clone()))
+        .await
+        .map_err(mailbox)?;
+    match closed {
+        Ok(()) => {
+            engine
+                .store
+                .close_payment(payment.id, engine.clock.now())
+                .await?;
+            Ok(())
+        }
+        Err(GatewayFailure::AlreadyPaid) => {
+            sync_trade(engine, payment).await?;
+            Err(ActorError::InvalidOrderStatus(
+                "the order has been paid".into(),
+            ))
+        }
+        Err(failure) => Err(failure.into()),
+    }
+}
+
+/// Asks the gateway about one trade and applies a payment it reports, exactly as a notify.
+async fn sync_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorError> {
+    let status = engine
+        .gateway
+        .send(QueryTrade(payment.out_trade_no.clone()))
+        .await
+        .map_err(mailbox)??;
+    if let TradeStatus::Paid {
+        transaction_id,
+        amount,
+        paid_at,
+    } = status
+    {
+        let application = PaymentApplication {
+            out_trade_no: payment.out_trade_no.clone(),
+            transaction_id,
+            amount,
+            paid_at,
+        };
+        apply_paid(engine, payment.order_id, application, "query").await?;
+    }
+    Ok(())
+}
+
+/// Applies a verified payment and records what came of it.
+pub async fn apply_paid(
+    engine: &Engine,
+    order_id: i64,
+    application: PaymentApplication,
+    source: &str,
+) -> Result<ApplyOutcome, ActorError> {
+    let now = engine.clock.now();
+    let outcome = engine.store.apply_payment(&application, now).await?;
+    let otn = application.out_trade_no.as_str();
+    let verdict = match &outcome {
+        ApplyOutcome::Confirmed { tickets } => {
+            tracing::info!(
+                event = "order.confirmed",
+                order_id,
+                out_trade_no = otn,
+                tickets,
+                source
+            );
+            "confirmed"
+        }
+        ApplyOutcome::AlreadyApplied => "duplicate",
+        ApplyOutcome::PaidButOrderNot { order_status } => {
+            // The money is recorded on its payment; refunding it is the late-payment policy's job.
+            tracing::error!(
+                event = "wallyt.notify.late_payment",
+                order_id,
+                out_trade_no = otn,
+                order_status = order_status.as_str(),
+                source,
+            );
+            "paid_order_not_pending"
+        }
+        ApplyOutcome::AmountMismatch { expected } => {
+            tracing::error!(
+                event = "wallyt.notify.amount_mismatch",
+                order_id,
+                out_trade_no = otn,
+                expected = expected.get(),
+                got = application.amount.get(),
+                source,
+            );
+            "amount_mismatch"
+        }
+        ApplyOutcome::UnknownTrade => "unknown_trade",
+    };
+    let event = NewPaymentEvent {
+        kind: format!("{source}.apply"),
+        order_id: Some(order_id),
+        out_trade_no: Some(application.out_trade_no.clone()),
+        verdict: verdict.into(),
+        raw: format!(
+            "transaction_id={} amount={} paid_at={}",
+            application.transaction_id,
+            application.amount.get(),
+            application.paid_at.0
+        ),
+    };
+    engine.store.append_event(&event, now).await?;
+    Ok(outcome)
+}
+
+/// For a pending order with an open prepay: one gateway query, applied if paid.
+pub async fn sync_with_gateway(engine: &Engine, order_id: i64) -> Result<(), ActorError> {
+    let now = engine.clock.now();
+    let order = load(engine, order_id).await?;
+    if order.status != OrderStatus::Pending {
+        return Ok(());
+    }
+    let payments = engine.store.payments(order_id).await?;
+    match payments
+        .iter()
+        .rev()
+        .find(|p| p.status == PaymentStatus::NotPay)
+    {
+        Some(open) if open.reusable(now) => sync_trade(engine, open).await,
+        _ => Ok(()),
+    }
+}

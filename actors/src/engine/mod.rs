@@ -1,0 +1,86 @@
+//! The order engine: one [`OrderActor`] per live order serializing its messages, the
+//! [`OrderRegistry`] that spawns and reaps them, and the supervisors that own the gateway
+//! client ([`GatewaySupervisor`]) and the cross-node leases ([`LockSupervisor`]). The logic of
+//! each message is in [`flows`]; the actors only decide *when* it runs.
+
+pub mod error;
+pub mod flows;
+pub mod gateway_supervisor;
+pub mod local_locks;
+pub mod lock_supervisor;
+pub mod messages;
+pub mod order_actor;
+pub mod registry;
+
+use actix::Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ports::OrderStore;
+use crate::time::Clock;
+use error::ActorError;
+use gateway_supervisor::GatewaySupervisor;
+use lock_supervisor::{Acquire, LockSupervisor, Release};
+
+pub use error::ActorError as EngineError;
+pub use messages::{ApplyPaid, Prepay, PrepayAnswer, SyncWithGateway};
+pub use order_actor::OrderActor;
+pub use registry::{LiveActors, Lookup, OrderRegistry};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub prepay_ttl: Duration,
+    /// An order actor with no message for this long stops; the next message respawns it.
+    pub idle_timeout: Duration,
+    pub mailbox_capacity: usize,
+    /// At most one gateway query per order in this interval from status requests.
+    pub status_query_interval: Duration,
+    pub lease_ttl: Duration,
+    /// How long a message waits for another node to give the order back.
+    pub lease_wait: Duration,
+    /// The goods description sent to the gateway.
+    pub description: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            prepay_ttl: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
+            mailbox_capacity: 64,
+            status_query_interval: Duration::from_secs(3),
+            lease_ttl: Duration::from_secs(15),
+            lease_wait: Duration::from_secs(5),
+            description: "Event tickets".into(),
+        }
+    }
+}
+
+/// Everything an order actor works with. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn OrderStore>,
+    pub gateway: Addr<GatewaySupervisor>,
+    pub locks: Addr<LockSupervisor>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<EngineConfig>,
+}
+
+impl Engine {
+    /// Runs `work` while holding the order's lease.
+    pub async fn with_lease<T, F>(&self, order_id: i64, work: F) -> Result<T, ActorError>
+    where
+        F: std::future::Future<Output = Result<T, ActorError>>,
+    {
+        let key = format!("wallyt-pay:order:{order_id}");
+        let lease = self
+            .locks
+            .send(Acquire { key })
+            .await
+            .map_err(|e| ActorError::Busy(e.to_string()))??;
+        let result = work.await;
+        // Released even when the work failed; a lost release only delays the next holder.
+        let _ = self.locks.send(Release(lease)).await;
+        result
+    }
+}

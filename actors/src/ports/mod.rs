@@ -1,0 +1,17 @@
+//! Ports: what the engine needs from the outside world, as traits. The application implements
+//! them with sqlx, reqwest and redis; the engine only ever sees these.
+//!
+//! - [`store`]: users, the catalogue, orders and payments — each method one transaction.
+//! - [`gateway`]: the payment gateway in domain terms (prepay, query, close).
+//! - [`locks`]: per-order leases that make several nodes take turns.
+
+pub mod gateway;
+pub mod locks;
+pub mod store;
+
+pub use gateway::{GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, TradeStatus};
+pub use locks::{Lease, LockManager};
+pub use store::{
+    ApplyOutcome, CatalogStore, CreateOrderError, NewPaymentEvent, NewPrepay, OrderStore,
+    PaymentApplication, StoreError, UserStore,
+};

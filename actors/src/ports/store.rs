@@ -1,0 +1,158 @@
+//! Storage ports. Each method is one transaction; the guarded updates behind them are what
+//! keep money and stock right even when an actor or a lock fails.
+
+use crate::catalog::{NewTicketType, TicketType};
+use crate::money::Fen;
+use crate::order::{Order, OrderLine};
+use crate::payment::{Payment, Ticket};
+use crate::time::UnixMillis;
+use crate::user::User;
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or timed out: the caller may retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key or a guarded update refused the write: someone else got there first.
+    #[error("storage conflict: {0}")]
+    Conflict(String),
+    /// Anything else: a bug or a schema mismatch, never the caller's fault.
+    #[error("storage failure: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the user on first login, refreshes `last_login_at` (and a newly learnt unionid)
+    /// afterwards. Safe under concurrent logins of the same openid.
+    async fn upsert_user(
+        &self,
+        openid: &str,
+        unionid: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<User, StoreError>;
+
+    async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError>;
+}
+
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    async fn create_ticket_type(
+        &self,
+        new: &NewTicketType,
+        now: UnixMillis,
+    ) -> Result<TicketType, StoreError>;
+
+    async fn ticket_type(&self, id: i64) -> Result<Option<TicketType>, StoreError>;
+
+    /// All ticket types, oldest first.
+    async fn ticket_types(&self) -> Result<Vec<TicketType>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateOrderError {
+    #[error("ticket type {0} does not exist")]
+    UnknownTicketType(i64),
+    #[error("not enough tickets of type {0} left")]
+    InsufficientStock(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A prepay the gateway created, to be recorded as a NOTPAY payment.
+#[derive(Clone, Debug)]
+pub struct NewPrepay {
+    pub order_id: i64,
+    pub out_trade_no: String,
+    pub amount: Fen,
+    pub openid: String,
+    pub pay_params: String,
+    pub prepay_expires_at: UnixMillis,
+}
+
+/// A payment the gateway reported (notify or query), already verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentApplication {
+    pub out_trade_no: String,
+    pub transaction_id: String,
+    pub amount: Fen,
+    pub paid_at: UnixMillis,
+}
+
+/// What applying a payment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Payment PAID, order CONFIRMED, stock reserved → sold, tickets issued.
+    Confirmed { tickets: usize },
+    /// This payment had already been applied: nothing changed.
+    AlreadyApplied,
+    /// The payment is recorded PAID but its order was no longer PENDING (cancelled: a late
+    /// payment; confirmed by another trade: a double payment). The money needs handling.
+    PaidButOrderNot {
+        order_status: crate::order::OrderStatus,
+    },
+    /// The amount is not the trade's: nothing changed.
+    AmountMismatch { expected: Fen },
+    /// No payment has this out_trade_no.
+    UnknownTrade,
+}
+
+/// One line of the append-only payment event log.
+#[derive(Clone, Debug)]
+pub struct NewPaymentEvent {
+    pub kind: String,
+    pub order_id: Option<i64>,
+    pub out_trade_no: Option<String>,
+    pub verdict: String,
+    pub raw: String,
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Reserves the stock of every line (available → reserved) and creates the PENDING order,
+    /// all or nothing. Lines come validated and sorted by ticket type.
+    async fn create_order(
+        &self,
+        user_id: i64,
+        lines: &[OrderLine],
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<Order, CreateOrderError>;
+
+    async fn order(&self, order_id: i64) -> Result<Option<Order>, StoreError>;
+
+    /// The order's payments, oldest first.
+    async fn payments(&self, order_id: i64) -> Result<Vec<Payment>, StoreError>;
+
+    async fn payment_by_out_trade_no(
+        &self,
+        out_trade_no: &str,
+    ) -> Result<Option<Payment>, StoreError>;
+
+    async fn tickets(&self, order_id: i64) -> Result<Vec<Ticket>, StoreError>;
+
+    /// Records a prepay, only while the order is PENDING (else `Conflict`).
+    async fn insert_prepay(
+        &self,
+        prepay: &NewPrepay,
+        now: UnixMillis,
+    ) -> Result<Payment, StoreError>;
+
+    /// NOTPAY → CLOSED; answers whether this call closed it.
+    async fn close_payment(&self, payment_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
+
+    /// In one transaction: payment PAID, order CONFIRMED, stock reserved → sold, one ticket
+    /// per unit. Idempotent by out_trade_no and transaction_id.
+    async fn apply_payment(
+        &self,
+        payment: &PaymentApplication,
+        now: UnixMillis,
+    ) -> Result<ApplyOutcome, StoreError>;
+
+    async fn append_event(
+        &self,
+        event: &NewPaymentEvent,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+}

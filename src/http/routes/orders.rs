@@ -1,0 +1,86 @@
+//! `POST /orders` (reserve stock, create a PENDING order) and `GET /orders/{id}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use wallyt_pay_actors::order::validate_lines;
+use wallyt_pay_actors::ports::{CreateOrderError, OrderStore};
+use wallyt_pay_actors::{Order, OrderLine};
+
+use crate::http::extractors::AuthUser;
+use crate::http::views::{new_order_view, order_view};
+use crate::http::{envelope, ApiError};
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    items: Vec<NewOrderItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrderItem {
+    ticket_type_id: i64,
+    quantity: i64,
+}
+
+#[tracing::instrument(name = "order.create", skip_all, fields(user_id = user.id))]
+pub async fn create(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let lines: Vec<OrderLine> = body
+        .items
+        .iter()
+        .map(|i| OrderLine {
+            ticket_type_id: i.ticket_type_id,
+            quantity: i.quantity,
+        })
+        .collect();
+    let lines = validate_lines(&lines).map_err(|e| ApiError::validation(e.to_string()))?;
+    let now = state.clock.now();
+    let expires_at = now.plus(state.order_ttl);
+    let order = state
+        .db
+        .create_order(user.id, &lines, expires_at, now)
+        .await
+        .map_err(|e| match e {
+            CreateOrderError::UnknownTicketType(id) => {
+                ApiError::validation(format!("unknown ticketTypeId {id}"))
+            }
+            CreateOrderError::InsufficientStock(id) => {
+                ApiError::InsufficientStock(format!("not enough tickets of type {id} left"))
+            }
+            CreateOrderError::Store(e) => e.into(),
+        })?;
+    tracing::info!(
+        event = "order.created",
+        order_id = order.id,
+        total = order.total.get()
+    );
+    Ok(envelope::created(new_order_view(&order)))
+}
+
+/// The caller's own order; anyone else's is "not found", never "forbidden".
+pub async fn own_order(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: i64,
+) -> Result<Order, ApiError> {
+    match state.db.order(order_id).await? {
+        Some(order) if order.user_id == user.id => Ok(order),
+        _ => Err(ApiError::OrderNotFound),
+    }
+}
+
+pub async fn get(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    order_id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let order = own_order(&state, &user, order_id.into_inner()).await?;
+    let payments = state.db.payments(order.id).await?;
+    let tickets = state.db.tickets(order.id).await?;
+    Ok(envelope::ok(order_view(&order, &payments, &tickets)))
+}

@@ -1,0 +1,128 @@
+//! `POST /payments/wechat/prepay` and `GET /payments/status/{orderId}`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use wallyt_pay_actors::engine::{Prepay, SyncWithGateway};
+use wallyt_pay_actors::ports::OrderStore;
+use wallyt_pay_actors::{Fen, OrderStatus};
+
+use super::orders::own_order;
+use crate::http::extractors::AuthUser;
+use crate::http::time::rfc3339;
+use crate::http::views::{current_payment, pay_params};
+use crate::http::{envelope, ApiError};
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepayBody {
+    order_id: i64,
+    openid: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PrepayView {
+    order_id: i64,
+    out_trade_no: String,
+    payment_id: i64,
+    pay_params: Option<Box<RawValue>>,
+    expires_at: String,
+}
+
+/// The buyer's address for `mch_create_ip` (WeChat's risk checks use it).
+fn client_ip(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    let raw = info.realip_remote_addr().unwrap_or("127.0.0.1");
+    raw.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(|ip| ip.to_string()))
+        .unwrap_or_else(|_| "127.0.0.1".to_owned())
+}
+
+#[tracing::instrument(name = "payment.prepay", skip_all, fields(user_id = user.id, order_id = body.order_id))]
+pub async fn prepay(
+    user: AuthUser,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<PrepayBody>,
+) -> Result<HttpResponse, ApiError> {
+    let order = own_order(&state, &user, body.order_id).await?;
+    if !order.status.payable(order.expires_at, state.clock.now()) {
+        return Err(ApiError::InvalidOrderStatus(format!(
+            "order is {} and cannot be paid",
+            if order.status == OrderStatus::Pending {
+                "expired"
+            } else {
+                order.status.as_str()
+            }
+        )));
+    }
+    if body.openid != user.openid {
+        return Err(ApiError::OpenidMismatch);
+    }
+    if state.wallyt.is_none() {
+        return Err(ApiError::WallytNotConfigured);
+    }
+    let message = Prepay {
+        openid: user.openid.clone(),
+        client_ip: client_ip(&req),
+    };
+    let answer = state.engine.send(order.id, message).await?;
+    let payment = answer.payment;
+    Ok(envelope::ok(PrepayView {
+        order_id: order.id,
+        payment_id: payment.id,
+        pay_params: pay_params(&payment),
+        expires_at: rfc3339(payment.prepay_expires_at),
+        out_trade_no: payment.out_trade_no,
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView {
+    status: &'static str,
+    paid_at: Option<String>,
+    transaction_id: Option<String>,
+    out_trade_no: Option<String>,
+    total_amount: Fen,
+    refunded_amount: Fen,
+    payment_status: Option<&'static str>,
+}
+
+pub async fn status(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    order_id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let mut order = own_order(&state, &user, order_id.into_inner()).await?;
+    let mut payments = state.db.payments(order.id).await?;
+    let now = state.clock.now();
+    let waiting =
+        order.status == OrderStatus::Pending && payments.last().is_some_and(|p| p.reusable(now));
+    if waiting && state.wallyt.is_some() {
+        // A lost or late notify: ask the gateway (throttled by the actor). If that fails,
+        // the answer still comes from the database.
+        match state.engine.send(order.id, SyncWithGateway).await {
+            Ok(()) => {
+                order = own_order(&state, &user, order.id).await?;
+                payments = state.db.payments(order.id).await?;
+            }
+            Err(error) => {
+                tracing::warn!(event = "payment.status.sync_failed", order_id = order.id, %error)
+            }
+        }
+    }
+    let payment = current_payment(&payments);
+    Ok(envelope::ok(StatusView {
+        status: order.status.as_str(),
+        paid_at: order.paid_at.map(rfc3339),
+        transaction_id: payment.and_then(|p| p.transaction_id.clone()),
+        out_trade_no: payment.map(|p| p.out_trade_no.clone()),
+        total_amount: order.total,
+        refunded_amount: order.refunded,
+        payment_status: payment.map(|p| p.status.as_str()),
+    }))
+}

@@ -1,0 +1,144 @@
+//! The JSON shapes of orders and payments, as the contract words them.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use wallyt_pay_actors::{Fen, Order, Payment, Ticket};
+
+use super::time::rfc3339;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    ticket_type_id: i64,
+    quantity: i64,
+    unit_price: Fen,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketView {
+    id: i64,
+    code: String,
+    ticket_type_id: i64,
+    status: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    id: i64,
+    out_trade_no: String,
+    status: &'static str,
+    amount: Fen,
+    refunded_amount: Fen,
+    transaction_id: Option<String>,
+    paid_at: Option<String>,
+    expires_at: String,
+}
+
+/// `POST /orders` answers this; `GET /orders/{id}` adds payment, tickets and the rest.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrderView {
+    id: i64,
+    status: &'static str,
+    total_amount: Fen,
+    items: Vec<ItemView>,
+    expires_at: String,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    id: i64,
+    status: &'static str,
+    total_amount: Fen,
+    refunded_amount: Fen,
+    items: Vec<ItemView>,
+    tickets: Vec<TicketView>,
+    payment: Option<PaymentView>,
+    created_at: String,
+    expires_at: String,
+    paid_at: Option<String>,
+    cancelled_at: Option<String>,
+    cancel_reason: Option<&'static str>,
+}
+
+fn items(order: &Order) -> Vec<ItemView> {
+    order
+        .items
+        .iter()
+        .map(|i| ItemView {
+            ticket_type_id: i.ticket_type_id,
+            quantity: i.quantity,
+            unit_price: i.unit_price,
+        })
+        .collect()
+}
+
+/// The payment that speaks for the order: the one that received money, else the newest.
+pub fn current_payment(payments: &[Payment]) -> Option<&Payment> {
+    payments
+        .iter()
+        .rev()
+        .find(|p| p.status.money_received())
+        .or_else(|| payments.last())
+}
+
+pub fn payment_view(payment: &Payment) -> PaymentView {
+    PaymentView {
+        id: payment.id,
+        out_trade_no: payment.out_trade_no.clone(),
+        status: payment.status.as_str(),
+        amount: payment.amount,
+        refunded_amount: payment.refunded,
+        transaction_id: payment.transaction_id.clone(),
+        paid_at: payment.paid_at.map(rfc3339),
+        expires_at: rfc3339(payment.prepay_expires_at),
+    }
+}
+
+pub fn new_order_view(order: &Order) -> NewOrderView {
+    NewOrderView {
+        id: order.id,
+        status: order.status.as_str(),
+        total_amount: order.total,
+        items: items(order),
+        expires_at: rfc3339(order.expires_at),
+        created_at: rfc3339(order.created_at),
+    }
+}
+
+pub fn order_view(order: &Order, payments: &[Payment], tickets: &[Ticket]) -> OrderView {
+    OrderView {
+        id: order.id,
+        status: order.status.as_str(),
+        total_amount: order.total,
+        refunded_amount: order.refunded,
+        items: items(order),
+        tickets: tickets
+            .iter()
+            .map(|t| TicketView {
+                id: t.id,
+                code: t.code.clone(),
+                ticket_type_id: t.ticket_type_id,
+                status: t.status.clone(),
+            })
+            .collect(),
+        payment: current_payment(payments).map(payment_view),
+        created_at: rfc3339(order.created_at),
+        expires_at: rfc3339(order.expires_at),
+        paid_at: order.paid_at.map(rfc3339),
+        cancelled_at: order.cancelled_at.map(rfc3339),
+        cancel_reason: order.cancel_reason.map(|r| r.as_str()),
+    }
+}
+
+/// The stored `wx.requestPayment` fields, written into the answer byte for byte.
+pub fn pay_params(payment: &Payment) -> Option<Box<RawValue>> {
+    payment
+        .pay_params
+        .as_deref()
+        .and_then(|json| RawValue::from_string(json.to_owned()).ok())
+}

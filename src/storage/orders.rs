@@ -1,0 +1,403 @@
+//! `OrderStore` on SQL: orders with their stock reservation, payments, tickets and the
+//! payment event log. Every state change is one transaction of guarded updates (`… WHERE
+//! status = …`, `… AND available >= …`) checked by rows affected, so the database itself
+//! refuses an oversell or a second confirmation, whatever the callers do.
+
+use async_trait::async_trait;
+use rand::Rng;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use wallyt_pay_actors::ports::{
+    ApplyOutcome, CreateOrderError, NewPaymentEvent, NewPrepay, OrderStore, PaymentApplication,
+};
+use wallyt_pay_actors::{
+    CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus,
+    StoreError, Ticket, UnixMillis,
+};
+
+use super::{column, store_error, Database};
+
+const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
+                             expires_at, created_at, paid_at, cancelled_at";
+const PAYMENT_COLUMNS: &str = "id, order_id, out_trade_no, transaction_id, status, amount_fen, \
+                               refunded_fen, openid, pay_params, prepay_expires_at, created_at, paid_at";
+
+fn order_from_row(row: &AnyRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
+    let status: String = column(row, "status")?;
+    let reason: Option<String> = column(row, "cancel_reason")?;
+    Ok(Order {
+        id: column(row, "id")?,
+        user_id: column(row, "user_id")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("unknown order status {status}")))?,
+        total: Fen::new(column(row, "total_fen")?),
+        refunded: Fen::new(column(row, "refunded_fen")?),
+        cancel_reason: reason.as_deref().and_then(CancelReason::parse),
+        expires_at: UnixMillis(column(row, "expires_at")?),
+        created_at: UnixMillis(column(row, "created_at")?),
+        paid_at: column::<Option<i64>>(row, "paid_at")?.map(UnixMillis),
+        cancelled_at: column::<Option<i64>>(row, "cancelled_at")?.map(UnixMillis),
+        items,
+    })
+}
+
+fn payment_from_row(row: &AnyRow) -> Result<Payment, StoreError> {
+    let status: String = column(row, "status")?;
+    Ok(Payment {
+        id: column(row, "id")?,
+        order_id: column(row, "order_id")?,
+        out_trade_no: column(row, "out_trade_no")?,
+        transaction_id: column(row, "transaction_id")?,
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("unknown payment status {status}")))?,
+        amount: Fen::new(column(row, "amount_fen")?),
+        refunded: Fen::new(column(row, "refunded_fen")?),
+        openid: column(row, "openid")?,
+        pay_params: column(row, "pay_params")?,
+        prepay_expires_at: UnixMillis(column(row, "prepay_expires_at")?),
+        created_at: UnixMillis(column(row, "created_at")?),
+        paid_at: column::<Option<i64>>(row, "paid_at")?.map(UnixMillis),
+    })
+}
+
+/// An unguessable ticket code: 20 symbols of a 32-letter alphabet without look-alikes
+/// (100 bits), unique by key in the database.
+fn ticket_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+async fn items_in(
+    tx: &mut Transaction<'_, Any>,
+    order_id: i64,
+) -> Result<Vec<OrderItem>, StoreError> {
+    sqlx::query(
+        "SELECT ticket_type_id, quantity, unit_price_fen FROM order_items \
+         WHERE order_id = $1 ORDER BY ticket_type_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(store_error)?
+    .iter()
+    .map(|row| {
+        Ok(OrderItem {
+            ticket_type_id: column(row, "ticket_type_id")?,
+            quantity: column(row, "quantity")?,
+            unit_price: Fen::new(column(row, "unit_price_fen")?),
+        })
+    })
+    .collect()
+}
+
+async fn rows<'q>(
+    tx: &mut Transaction<'_, Any>,
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<u64, StoreError> {
+    Ok(query
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected())
+}
+
+#[async_trait]
+impl OrderStore for Database {
+    async fn create_order(
+        &self,
+        user_id: i64,
+        lines: &[OrderLine],
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<Order, CreateOrderError> {
+        let mut tx = self.begin_write().await?;
+        let mut items = Vec::with_capacity(lines.len());
+        let mut total = Fen::ZERO;
+        // Lines come sorted by ticket type: rows are locked in one order, no deadlock cycles.
+        for line in lines {
+            let reserve = sqlx::query(
+                "UPDATE ticket_types SET available = available - $1, reserved = reserved + $2, \
+                 updated_at = $3 WHERE id = $4 AND available >= $5",
+            )
+            .bind(line.quantity)
+            .bind(line.quantity)
+            .bind(now.0)
+            .bind(line.ticket_type_id)
+            .bind(line.quantity);
+            let price: Option<i64> =
+                sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
+                    .bind(line.ticket_type_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            let Some(price) = price else {
+                return Err(CreateOrderError::UnknownTicketType(line.ticket_type_id));
+            };
+            if rows(&mut tx, reserve).await? == 0 {
+                return Err(CreateOrderError::InsufficientStock(line.ticket_type_id));
+            }
+            let unit_price = Fen::new(price);
+            total = unit_price
+                .checked_mul(line.quantity)
+                .and_then(|line_total| total.checked_add(line_total))
+                .ok_or_else(|| StoreError::Other("order total overflows".into()))?;
+            items.push(OrderItem {
+                ticket_type_id: line.ticket_type_id,
+                quantity: line.quantity,
+                unit_price,
+            });
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO orders (user_id, status, total_fen, expires_at, created_at, updated_at) \
+             VALUES ($1, 'PENDING', $2, $3, $4, $5) RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(user_id)
+        .bind(total.get())
+        .bind(expires_at.0)
+        .bind(now.0)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let order_id: i64 = column(&row, "id")?;
+        for item in &items {
+            sqlx::query(
+                "INSERT INTO order_items (order_id, ticket_type_id, quantity, unit_price_fen) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(order_id)
+            .bind(item.ticket_type_id)
+            .bind(item.quantity)
+            .bind(item.unit_price.get())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        let order = order_from_row(&row, items)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(order)
+    }
+
+    async fn order(&self, order_id: i64) -> Result<Option<Order>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(store_error)?;
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let items = items_in(&mut tx, order_id).await?;
+        tx.commit().await.map_err(store_error)?;
+        order_from_row(&row, items).map(Some)
+    }
+
+    async fn payments(&self, order_id: i64) -> Result<Vec<Payment>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 ORDER BY id"
+        ))
+        .bind(order_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(payment_from_row)
+        .collect()
+    }
+
+    async fn payment_by_out_trade_no(
+        &self,
+        out_trade_no: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE out_trade_no = $1"
+        ))
+        .bind(out_trade_no)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
+    }
+
+    async fn tickets(&self, order_id: i64) -> Result<Vec<Ticket>, StoreError> {
+        sqlx::query(
+            "SELECT id, order_id, ticket_type_id, code, status FROM tickets \
+             WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| {
+            Ok(Ticket {
+                id: column(row, "id")?,
+                order_id: column(row, "order_id")?,
+                ticket_type_id: column(row, "ticket_type_id")?,
+                code: column(row, "code")?,
+                status: column(row, "status")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn insert_prepay(
+        &self,
+        prepay: &NewPrepay,
+        now: UnixMillis,
+    ) -> Result<Payment, StoreError> {
+        // Guarded on the order still being PENDING, in the same statement.
+        let row = sqlx::query(&format!(
+            "INSERT INTO payments (order_id, out_trade_no, status, amount_fen, openid, pay_params, \
+               prepay_expires_at, created_at, updated_at) \
+             SELECT $1, $2, 'NOTPAY', $3, $4, $5, $6, $7, $8 \
+             WHERE EXISTS (SELECT 1 FROM orders WHERE id = $9 AND status = 'PENDING') \
+             RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .bind(prepay.order_id)
+        .bind(&prepay.out_trade_no)
+        .bind(prepay.amount.get())
+        .bind(&prepay.openid)
+        .bind(&prepay.pay_params)
+        .bind(prepay.prepay_expires_at.0)
+        .bind(now.0)
+        .bind(now.0)
+        .bind(prepay.order_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(store_error)?;
+        match row {
+            Some(row) => payment_from_row(&row),
+            None => Err(StoreError::Conflict(
+                "the order is no longer pending".into(),
+            )),
+        }
+    }
+
+    async fn close_payment(&self, payment_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
+        let closed = sqlx::query(
+            "UPDATE payments SET status = 'CLOSED', closed_at = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'NOTPAY'",
+        )
+        .bind(now.0)
+        .bind(now.0)
+        .bind(payment_id)
+        .execute(self.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(closed.rows_affected() == 1)
+    }
+
+    async fn apply_payment(
+        &self,
+        paid: &PaymentApplication,
+        now: UnixMillis,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE out_trade_no = $1"
+        ))
+        .bind(&paid.out_trade_no)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(payment) = row.as_ref().map(payment_from_row).transpose()? else {
+            return Ok(ApplyOutcome::UnknownTrade);
+        };
+        if payment.amount != paid.amount {
+            return Ok(ApplyOutcome::AmountMismatch {
+                expected: payment.amount,
+            });
+        }
+        let marked = sqlx::query(
+            "UPDATE payments SET status = 'PAID', transaction_id = $1, paid_at = $2, updated_at = $3 \
+             WHERE id = $4 AND status IN ('NOTPAY', 'CLOSED')",
+        )
+        .bind(&paid.transaction_id)
+        .bind(paid.paid_at.0)
+        .bind(now.0)
+        .bind(payment.id);
+        if rows(&mut tx, marked).await? == 0 {
+            // Someone applied it first (a duplicate, or a concurrent copy that won).
+            return Ok(ApplyOutcome::AlreadyApplied);
+        }
+        let confirmed = sqlx::query(
+            "UPDATE orders SET status = 'CONFIRMED', paid_at = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'PENDING'",
+        )
+        .bind(paid.paid_at.0)
+        .bind(now.0)
+        .bind(payment.order_id);
+        if rows(&mut tx, confirmed).await? == 0 {
+            let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+                .bind(payment.order_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            let order_status = OrderStatus::parse(&status)
+                .ok_or_else(|| StoreError::Other(format!("unknown order status {status}")))?;
+            return Ok(ApplyOutcome::PaidButOrderNot { order_status });
+        }
+        let items = items_in(&mut tx, payment.order_id).await?;
+        let mut tickets = 0;
+        for item in &items {
+            let sell = sqlx::query(
+                "UPDATE ticket_types SET reserved = reserved - $1, sold = sold + $2, updated_at = $3 \
+                 WHERE id = $4 AND reserved >= $5",
+            )
+            .bind(item.quantity)
+            .bind(item.quantity)
+            .bind(now.0)
+            .bind(item.ticket_type_id)
+            .bind(item.quantity);
+            if rows(&mut tx, sell).await? != 1 {
+                return Err(StoreError::Other(format!(
+                    "ticket type {} has no reservation for order {}",
+                    item.ticket_type_id, payment.order_id
+                )));
+            }
+            for _ in 0..item.quantity {
+                sqlx::query(
+                    "INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) \
+                     VALUES ($1, $2, $3, 'VALID', $4)",
+                )
+                .bind(payment.order_id)
+                .bind(item.ticket_type_id)
+                .bind(ticket_code())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                tickets += 1;
+            }
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(ApplyOutcome::Confirmed { tickets })
+    }
+
+    async fn append_event(
+        &self,
+        event: &NewPaymentEvent,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO payment_events (kind, order_id, out_trade_no, verdict, raw, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&event.kind)
+        .bind(event.order_id)
+        .bind(event.out_trade_no.as_deref())
+        .bind(&event.verdict)
+        .bind(&event.raw)
+        .bind(now.0)
+        .execute(self.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}
