@@ -6,9 +6,11 @@ mod helpers;
 
 mod builtin_sandbox;
 mod catalog;
+mod engine;
 mod errors;
 mod health;
 mod login;
+mod notify;
 mod orders;
 mod payments;
 mod sandbox;

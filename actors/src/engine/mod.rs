@@ -12,6 +12,9 @@ pub mod messages;
 pub mod order_actor;
 pub mod registry;
 
+#[cfg(test)]
+mod tests;
+
 use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
