@@ -74,6 +74,8 @@ pub struct Settings {
     pub prepay_ttl: Duration,
     /// An order actor with nothing to do for this long stops (and is respawned on demand).
     pub order_actor_idle: Duration,
+    /// The refund poller's first wait; later waits back off from it.
+    pub refund_poll_interval: Duration,
     pub outbound: OutboundHttp,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
@@ -144,6 +146,8 @@ struct Raw {
     prepay_ttl: Duration,
     #[serde(with = "humantime_serde")]
     order_actor_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    refund_poll_interval: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -331,6 +335,7 @@ impl Settings {
             order_ttl: raw.order_ttl,
             prepay_ttl: raw.prepay_ttl,
             order_actor_idle: raw.order_actor_idle,
+            refund_poll_interval: raw.refund_poll_interval,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,

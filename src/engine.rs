@@ -10,15 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use wallyt_pay_actors::engine::gateway_supervisor::GatewaySupervisor;
 use wallyt_pay_actors::engine::lock_supervisor::LockSupervisor;
+use wallyt_pay_actors::engine::refund_poller::{Attach, RefundPoller, Watching};
 use wallyt_pay_actors::engine::{
     Engine, EngineConfig, EngineError, Lookup, OrderActor, OrderRegistry,
 };
-use wallyt_pay_actors::ports::{LockManager, OrderStore, PaymentGateway};
+use wallyt_pay_actors::ports::{LockManager, Observer, OrderStore, PaymentGateway};
 use wallyt_pay_actors::Clock;
 
 #[derive(Clone)]
 pub struct EngineHandle {
     registry: Addr<OrderRegistry>,
+    refund_poller: Addr<RefundPoller>,
     live: Arc<AtomicUsize>,
     system: System,
     send_timeout: Duration,
@@ -30,6 +32,7 @@ impl EngineHandle {
         gateway: Option<Arc<dyn PaymentGateway>>,
         locks: Arc<dyn LockManager>,
         clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
         config: EngineConfig,
     ) -> EngineHandle {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -39,7 +42,12 @@ impl EngineHandle {
                 let system = System::new();
                 system.block_on(async move {
                     let (ttl, wait) = (config.lease_ttl, config.lease_wait);
+                    // The poller resumes every PROCESSING refund it finds in the store.
+                    let refund_poller =
+                        RefundPoller::new(store.clone(), config.refund_poll_base).start();
                     let engine = Engine {
+                        refund_poller: refund_poller.clone(),
+                        observer,
                         store,
                         gateway: GatewaySupervisor::new(gateway).start(),
                         locks: LockSupervisor::new(locks, ttl, wait).start(),
@@ -48,14 +56,17 @@ impl EngineHandle {
                     };
                     let live = Arc::new(AtomicUsize::new(0));
                     let registry = OrderRegistry::new(engine, live.clone()).start();
-                    let _ = tx.send((registry, live, System::current()));
+                    refund_poller.do_send(Attach(registry.clone()));
+                    let _ = tx.send((registry, refund_poller, live, System::current()));
                 });
                 let _ = system.run();
             })
             .expect("the engine thread starts");
-        let (registry, live, system) = rx.recv().expect("the engine reports its registry");
+        let (registry, refund_poller, live, system) =
+            rx.recv().expect("the engine reports its registry");
         EngineHandle {
             registry,
+            refund_poller,
             live,
             system,
             send_timeout: Duration::from_secs(30),
@@ -85,6 +96,11 @@ impl EngineHandle {
             }
         }
         Err(EngineError::Busy("the order actor keeps stopping".into()))
+    }
+
+    /// Refunds the poller is still waiting on.
+    pub async fn refunds_watched(&self) -> usize {
+        self.refund_poller.send(Watching).await.unwrap_or(0)
     }
 
     pub fn live_actors(&self) -> usize {

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub notifies: IntCounterVec,
     /// Order actors alive now; set from the registry's count when rendered.
     pub live_order_actors: IntGauge,
+    /// Refund outcomes: succeeded, failed, change, unknown.
+    pub refunds: IntCounterVec,
 }
 
 impl Metrics {
@@ -32,10 +34,16 @@ impl Metrics {
         .expect("valid metric");
         let live_order_actors =
             IntGauge::new("live_order_actors", "Order actors alive").expect("valid metric");
+        let refunds = IntCounterVec::new(
+            Opts::new("wallyt_refunds_total", "Refund outcomes"),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(gateway_calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(notifies.clone()),
             Box::new(live_order_actors.clone()),
+            Box::new(refunds.clone()),
         ] {
             registry.register(metric).expect("registered once");
         }
@@ -44,6 +52,7 @@ impl Metrics {
             gateway_calls,
             notifies,
             live_order_actors,
+            refunds,
         }
     }
 
@@ -59,5 +68,12 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics::new()
+    }
+}
+
+/// The engine reports refund outcomes here.
+impl wallyt_pay_actors::ports::Observer for Metrics {
+    fn refund(&self, outcome: &'static str) {
+        self.refunds.with_label_values(&[outcome]).inc();
     }
 }

@@ -129,9 +129,11 @@ impl Application {
             gateway,
             locks,
             clock.clone(),
+            Arc::new(metrics.clone()),
             EngineConfig {
                 prepay_ttl: settings.prepay_ttl,
                 idle_timeout: settings.order_actor_idle,
+                refund_poll_base: settings.refund_poll_interval,
                 ..EngineConfig::default()
             },
         );
@@ -188,6 +190,14 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops this application (server, then engine) from elsewhere.
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            engine: self.engine.clone(),
+        }
+    }
+
     /// The built-in sandbox, when this application mounted one (development only).
     pub fn sandbox(&self) -> Option<&Sandbox> {
         self.sandbox.as_ref()
@@ -220,4 +230,18 @@ fn sandbox_clients(
         credentials: Some((config.appid.clone(), config.app_secret.clone())),
     };
     (Some((wallyt, notify_url)), wechat)
+}
+
+#[derive(Clone)]
+pub struct AppHandle {
+    server: actix_web::dev::ServerHandle,
+    engine: EngineHandle,
+}
+
+impl AppHandle {
+    /// Stops accepting requests, lets the running ones finish, then stops the engine.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+        self.engine.stop();
+    }
 }

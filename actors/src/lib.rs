@@ -8,7 +8,7 @@
 //! - [`time`]: [`UnixMillis`] and the [`Clock`] port, so timers and TTLs are test inputs.
 //! - [`user`]: a mini-program user, known by the openid WeChat gives us.
 //! - [`catalog`]: ticket types and their stock counters (`available + reserved + sold == total`).
-//! - [`order`], [`payment`]: the order and payment state machines as pure functions.
+//! - [`order`], [`payment`], [`refund`]: the state machines as pure functions.
 //! - [`ports`]: the traits the application implements with real I/O (store, gateway, locks).
 //! - [`engine`]: the order actors, their registry and the gateway and lock supervisors.
 
@@ -18,6 +18,7 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod ports;
+pub mod refund;
 pub mod time;
 pub mod user;
 
@@ -26,5 +27,6 @@ pub use money::{Fen, MoneyError};
 pub use order::{CancelReason, Order, OrderItem, OrderLine, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Ticket};
 pub use ports::{CatalogStore, StoreError, UserStore};
+pub use refund::{Refund, RefundStatus};
 pub use time::{Clock, SystemClock, UnixMillis};
 pub use user::User;

@@ -97,7 +97,10 @@ pub struct Payment {
     pub transaction_id: Option<String>,
     pub status: PaymentStatus,
     pub amount: Fen,
+    /// Refunded and confirmed by the gateway.
     pub refunded: Fen,
+    /// Held by refunds that succeeded, are still processing, or need a person (CHANGE).
+    pub refund_committed: Fen,
     pub openid: String,
     /// The six `wx.requestPayment` fields as JSON, exactly as the gateway gave them.
     pub pay_params: Option<String>,

@@ -30,6 +30,15 @@ fn with_status<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
     })
 }
 
+/// The success envelope as text, for answers that are stored and replayed byte for byte.
+pub fn ok_text<T: Serialize>(data: T) -> String {
+    serde_json::to_string(&Success {
+        success: true,
+        data,
+    })
+    .expect("answers serialize")
+}
+
 pub fn failure_body(code: &str, message: &str) -> Value {
     json!({ "success": false, "error": { "code": code, "message": message } })
 }

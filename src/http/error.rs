@@ -144,6 +144,13 @@ impl From<EngineError> for ApiError {
                 tracing::warn!(event = "order.busy", detail = %detail);
                 ApiError::Unavailable("the order is busy, try again".into())
             }
+            EngineError::RefundAmountExceeded { refundable } => {
+                ApiError::RefundAmountExceeded(format!(
+                    "only {} yuan is still refundable",
+                    refundable.to_yuan_string()
+                ))
+            }
+            EngineError::RefundRejected(message) => ApiError::GatewayError(message),
             EngineError::Store(error) => error.into(),
         }
     }

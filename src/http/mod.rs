@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod error;
 pub mod extractors;
+pub mod idempotency;
 pub mod rejections;
 pub mod routes;
 pub mod time;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use wallyt_pay_actors::{Fen, Order, Payment, Ticket};
+use wallyt_pay_actors::{Fen, Order, Payment, Refund, Ticket};
 
 use super::time::rfc3339;
 
@@ -21,6 +21,18 @@ pub struct TicketView {
     code: String,
     ticket_type_id: i64,
     status: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundView {
+    out_refund_no: String,
+    refund_id: Option<String>,
+    amount: Fen,
+    status: &'static str,
+    reason: Option<String>,
+    created_at: String,
+    finished_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +70,7 @@ pub struct OrderView {
     items: Vec<ItemView>,
     tickets: Vec<TicketView>,
     payment: Option<PaymentView>,
+    refunds: Vec<RefundView>,
     created_at: String,
     expires_at: String,
     paid_at: Option<String>,
@@ -110,7 +123,12 @@ pub fn new_order_view(order: &Order) -> NewOrderView {
     }
 }
 
-pub fn order_view(order: &Order, payments: &[Payment], tickets: &[Ticket]) -> OrderView {
+pub fn order_view(
+    order: &Order,
+    payments: &[Payment],
+    tickets: &[Ticket],
+    refunds: &[Refund],
+) -> OrderView {
     OrderView {
         id: order.id,
         status: order.status.as_str(),
@@ -127,6 +145,18 @@ pub fn order_view(order: &Order, payments: &[Payment], tickets: &[Ticket]) -> Or
             })
             .collect(),
         payment: current_payment(payments).map(payment_view),
+        refunds: refunds
+            .iter()
+            .map(|r| RefundView {
+                out_refund_no: r.out_refund_no.clone(),
+                refund_id: r.refund_id.clone(),
+                amount: r.amount,
+                status: r.status.as_str(),
+                reason: r.reason.clone(),
+                created_at: rfc3339(r.created_at),
+                finished_at: r.finished_at.map(rfc3339),
+            })
+            .collect(),
         created_at: rfc3339(order.created_at),
         expires_at: rfc3339(order.expires_at),
         paid_at: order.paid_at.map(rfc3339),

@@ -4,7 +4,9 @@
 //! only the migrations differ per backend.
 
 mod catalog;
+pub mod idempotency;
 mod orders;
+mod refunds;
 mod users;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -8,19 +8,21 @@ use rand::Rng;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{
-    ApplyOutcome, CreateOrderError, NewPaymentEvent, NewPrepay, OrderStore, PaymentApplication,
+    ApplyOutcome, BeginRefundError, CreateOrderError, FinishOutcome, NewPaymentEvent, NewPrepay,
+    NewRefund, OrderStore, PaymentApplication, RefundResult,
 };
 use wallyt_pay_actors::{
-    CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus,
+    CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus, Refund,
     StoreError, Ticket, UnixMillis,
 };
 
-use super::{column, store_error, Database};
+use super::{column, refunds, store_error, Database};
 
 const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
 const PAYMENT_COLUMNS: &str = "id, order_id, out_trade_no, transaction_id, status, amount_fen, \
-                               refunded_fen, openid, pay_params, prepay_expires_at, created_at, paid_at";
+                               refunded_fen, refund_committed_fen, openid, pay_params, \
+                               prepay_expires_at, created_at, paid_at";
 
 fn order_from_row(row: &AnyRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
     let status: String = column(row, "status")?;
@@ -52,6 +54,7 @@ fn payment_from_row(row: &AnyRow) -> Result<Payment, StoreError> {
             .ok_or_else(|| StoreError::Other(format!("unknown payment status {status}")))?,
         amount: Fen::new(column(row, "amount_fen")?),
         refunded: Fen::new(column(row, "refunded_fen")?),
+        refund_committed: Fen::new(column(row, "refund_committed_fen")?),
         openid: column(row, "openid")?,
         pay_params: column(row, "pay_params")?,
         prepay_expires_at: UnixMillis(column(row, "prepay_expires_at")?),
@@ -70,7 +73,7 @@ fn ticket_code() -> String {
         .collect()
 }
 
-async fn items_in(
+pub(super) async fn items_in(
     tx: &mut Transaction<'_, Any>,
     order_id: i64,
 ) -> Result<Vec<OrderItem>, StoreError> {
@@ -399,5 +402,43 @@ impl OrderStore for Database {
         .await
         .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn refunds(&self, order_id: i64) -> Result<Vec<Refund>, StoreError> {
+        refunds::of_order(self, order_id).await
+    }
+
+    async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, StoreError> {
+        refunds::by_id(self, refund_id).await
+    }
+
+    async fn processing_refunds(&self) -> Result<Vec<Refund>, StoreError> {
+        refunds::processing(self).await
+    }
+
+    async fn begin_refund(
+        &self,
+        refund: &NewRefund,
+        now: UnixMillis,
+    ) -> Result<Refund, BeginRefundError> {
+        refunds::begin(self, refund, now).await
+    }
+
+    async fn note_refund_attempt(
+        &self,
+        refund_id: i64,
+        gateway_refund_id: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        refunds::note_attempt(self, refund_id, gateway_refund_id, now).await
+    }
+
+    async fn finish_refund(
+        &self,
+        refund_id: i64,
+        result: &RefundResult,
+        now: UnixMillis,
+    ) -> Result<FinishOutcome, StoreError> {
+        refunds::finish(self, refund_id, result, now).await
     }
 }

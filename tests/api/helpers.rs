@@ -77,6 +77,7 @@ pub fn config_dir() -> &'static Path {
 }
 
 pub struct TestApp {
+    pub handle: wallyt_pay::startup::AppHandle,
     /// The built-in sandbox (development mode), with its merchant key.
     pub sandbox: Option<wallyt_pay::sandbox::Sandbox>,
     pub address: String,
@@ -130,11 +131,13 @@ impl TestApp {
         let app = Application::build(settings).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let sandbox = app.sandbox().cloned();
+        let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         let db = Database::connect(&db_settings)
             .await
             .expect("test db handle");
         Some(TestApp {
+            handle,
             sandbox,
             address,
             database_url,
@@ -379,4 +382,34 @@ pub async fn purchase(app: &TestApp, stock: i64, quantity: i64) -> Purchase {
         ticket_type: ticket_type["id"].clone(),
         order: order["id"].clone(),
     }
+}
+
+impl TestApp {
+    pub async fn refund(&self, token: &str, body: Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/payments/refund"))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("POST")
+    }
+}
+
+/// A CONFIRMED purchase of `quantity` tickets at 50.00 (paid through the mounted sandbox);
+/// answers it with its out_trade_no.
+pub async fn paid_purchase(app: &TestApp, stock: i64, quantity: i64) -> (Purchase, String) {
+    let p = purchase(app, stock, quantity).await;
+    let prepay = expect_status(
+        app.prepay(&p.token, &p.order, &p.openid).await,
+        StatusCode::OK,
+    )
+    .await;
+    let otn = prepay["data"]["outTradeNo"].as_str().unwrap().to_owned();
+    assert!(app.sandbox_pay(&otn).await.status().is_success());
+    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    assert_eq!(order["status"], json!("CONFIRMED"));
+    (p, otn)
 }

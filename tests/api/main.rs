@@ -13,6 +13,7 @@ mod login;
 mod notify;
 mod orders;
 mod payments;
+mod refunds;
 mod sandbox;
 mod sandbox_faults;
 mod sandbox_harness;

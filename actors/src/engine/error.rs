@@ -17,6 +17,12 @@ pub enum ActorError {
     /// Another node holds the order, the lock service is down, or the actor is overloaded.
     #[error("the order is busy, try again: {0}")]
     Busy(String),
+    #[error("refund amount exceeds the {refundable} still refundable")]
+    RefundAmountExceeded { refundable: crate::money::Fen },
+    /// The gateway ended the refund without paying it back (FAIL), or sent the money to the
+    /// merchant account instead (CHANGE).
+    #[error("{0}")]
+    RefundRejected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -7,7 +7,10 @@ use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use crate::ports::{GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, TradeStatus};
+use crate::ports::{
+    GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, RefundAccepted, RefundProgress,
+    RefundRequest, TradeStatus,
+};
 
 pub struct GatewaySupervisor {
     gateway: Option<Arc<dyn PaymentGateway>>,
@@ -102,5 +105,37 @@ impl Handler<CloseTrade> for GatewaySupervisor {
         _: &mut Context<Self>,
     ) -> Self::Result {
         self.call(|g| async move { g.close_trade(&out_trade_no).await })
+    }
+}
+
+pub struct AskRefund(pub RefundRequest);
+
+impl Message for AskRefund {
+    type Result = Result<RefundAccepted, GatewayFailure>;
+}
+
+pub struct QueryRefund(pub String);
+
+impl Message for QueryRefund {
+    type Result = Result<RefundProgress, GatewayFailure>;
+}
+
+impl Handler<AskRefund> for GatewaySupervisor {
+    type Result = ResponseFuture<Result<RefundAccepted, GatewayFailure>>;
+
+    fn handle(&mut self, AskRefund(request): AskRefund, _: &mut Context<Self>) -> Self::Result {
+        self.call(|g| async move { g.refund(&request).await })
+    }
+}
+
+impl Handler<QueryRefund> for GatewaySupervisor {
+    type Result = ResponseFuture<Result<RefundProgress, GatewayFailure>>;
+
+    fn handle(
+        &mut self,
+        QueryRefund(out_refund_no): QueryRefund,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        self.call(|g| async move { g.refund_progress(&out_refund_no).await })
     }
 }

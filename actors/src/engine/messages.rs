@@ -3,8 +3,10 @@
 use actix::Message;
 
 use super::error::ActorError;
+use crate::money::Fen;
 use crate::payment::Payment;
 use crate::ports::{ApplyOutcome, PaymentApplication};
+use crate::refund::{Refund as RefundRecord, RefundStatus};
 
 /// Create (or reuse) the order's prepay for the buyer.
 #[derive(Debug, Clone)]
@@ -39,4 +41,26 @@ pub struct SyncWithGateway;
 
 impl Message for SyncWithGateway {
     type Result = Result<(), ActorError>;
+}
+
+/// Refund some or all of a confirmed order.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    /// `None`: everything still refundable.
+    pub amount: Option<Fen>,
+    pub reason: Option<String>,
+}
+
+impl Message for Refund {
+    type Result = Result<RefundRecord, ActorError>;
+}
+
+/// Look at a PROCESSING refund again (the refund poller's message).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRefund {
+    pub refund_id: i64,
+}
+
+impl Message for CheckRefund {
+    type Result = Result<RefundStatus, ActorError>;
 }

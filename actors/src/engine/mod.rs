@@ -10,6 +10,8 @@ pub mod local_locks;
 pub mod lock_supervisor;
 pub mod messages;
 pub mod order_actor;
+pub mod refund_poller;
+pub mod refunds;
 pub mod registry;
 
 #[cfg(test)]
@@ -19,14 +21,15 @@ use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::OrderStore;
+use crate::ports::{Observer, OrderStore};
 use crate::time::Clock;
 use error::ActorError;
 use gateway_supervisor::GatewaySupervisor;
 use lock_supervisor::{Acquire, LockSupervisor, Release};
+use refund_poller::RefundPoller;
 
 pub use error::ActorError as EngineError;
-pub use messages::{ApplyPaid, Prepay, PrepayAnswer, SyncWithGateway};
+pub use messages::{ApplyPaid, CheckRefund, Prepay, PrepayAnswer, Refund, SyncWithGateway};
 pub use order_actor::OrderActor;
 pub use registry::{LiveActors, Lookup, OrderRegistry};
 
@@ -43,6 +46,8 @@ pub struct EngineConfig {
     pub lease_wait: Duration,
     /// The goods description sent to the gateway.
     pub description: String,
+    /// The first wait of the refund poller; later ones back off from it.
+    pub refund_poll_base: Duration,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +60,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(15),
             lease_wait: Duration::from_secs(5),
             description: "Event tickets".into(),
+            refund_poll_base: Duration::from_secs(1),
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct Engine {
     pub locks: Addr<LockSupervisor>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<EngineConfig>,
+    pub refund_poller: Addr<RefundPoller>,
+    pub observer: Arc<dyn Observer>,
 }
 
 impl Engine {

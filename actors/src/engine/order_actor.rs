@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use super::error::ActorError;
 use super::flows;
-use super::messages::{ApplyPaid, Prepay, PrepayAnswer, SyncWithGateway};
+use super::messages::{ApplyPaid, CheckRefund, Prepay, PrepayAnswer, Refund, SyncWithGateway};
+use super::refunds;
 use super::registry::{ActorStopped, OrderRegistry};
 use super::Engine;
 use crate::ports::ApplyOutcome;
+use crate::refund::{Refund as RefundRecord, RefundStatus};
 
 pub struct OrderActor {
     order_id: i64,
@@ -114,6 +116,40 @@ impl Handler<SyncWithGateway> for OrderActor {
             async move {
                 engine
                     .with_lease(order_id, flows::sync_with_gateway(&engine, order_id))
+                    .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<Refund> for OrderActor {
+    type Result = AtomicResponse<Self, Result<RefundRecord, ActorError>>;
+
+    fn handle(&mut self, msg: Refund, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch(ctx);
+        let (engine, order_id) = (self.engine.clone(), self.order_id);
+        AtomicResponse::new(Box::pin(
+            async move {
+                engine
+                    .with_lease(order_id, refunds::refund(&engine, order_id, msg))
+                    .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<CheckRefund> for OrderActor {
+    type Result = AtomicResponse<Self, Result<RefundStatus, ActorError>>;
+
+    fn handle(&mut self, msg: CheckRefund, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch(ctx);
+        let (engine, order_id) = (self.engine.clone(), self.order_id);
+        AtomicResponse::new(Box::pin(
+            async move {
+                engine
+                    .with_lease(order_id, refunds::check(&engine, msg.refund_id))
                     .await
             }
             .into_actor(self),

@@ -87,6 +87,7 @@ impl OrderStore for FakeStore {
             status: PaymentStatus::NotPay,
             amount: prepay.amount,
             refunded: Fen::ZERO,
+            refund_committed: Fen::ZERO,
             openid: prepay.openid.clone(),
             pay_params: Some(prepay.pay_params.clone()),
             prepay_expires_at: prepay.prepay_expires_at,
@@ -120,6 +121,46 @@ impl OrderStore for FakeStore {
 
     async fn append_event(&self, _: &NewPaymentEvent, _: UnixMillis) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn refunds(&self, _: i64) -> Result<Vec<crate::refund::Refund>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn refund(&self, _: i64) -> Result<Option<crate::refund::Refund>, StoreError> {
+        Ok(None)
+    }
+
+    async fn processing_refunds(&self) -> Result<Vec<crate::refund::Refund>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn begin_refund(
+        &self,
+        _: &NewRefund,
+        _: UnixMillis,
+    ) -> Result<crate::refund::Refund, BeginRefundError> {
+        Err(BeginRefundError::NotConfirmed)
+    }
+
+    async fn note_refund_attempt(
+        &self,
+        _: i64,
+        _: Option<&str>,
+        _: UnixMillis,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn finish_refund(
+        &self,
+        _: i64,
+        _: &RefundResult,
+        _: UnixMillis,
+    ) -> Result<FinishOutcome, StoreError> {
+        Ok(FinishOutcome::AlreadyFinal(
+            crate::refund::RefundStatus::Success,
+        ))
     }
 }
 
@@ -157,6 +198,14 @@ impl PaymentGateway for SlowGateway {
     async fn close_trade(&self, _: &str) -> Result<(), GatewayFailure> {
         Ok(())
     }
+
+    async fn refund(&self, _: &RefundRequest) -> Result<RefundAccepted, GatewayFailure> {
+        Err(GatewayFailure::Refused("not used here".into()))
+    }
+
+    async fn refund_progress(&self, _: &str) -> Result<RefundProgress, GatewayFailure> {
+        Ok(RefundProgress::Unknown)
+    }
 }
 
 /// Grants every lease: whatever serializes in these tests is the actor itself.
@@ -190,8 +239,15 @@ fn registry(
         panic_once_for,
         panicked: AtomicBool::new(false),
     };
+    let store: Arc<dyn OrderStore> = Arc::new(store);
     let engine = Engine {
-        store: Arc::new(store),
+        refund_poller: super::refund_poller::RefundPoller::new(
+            store.clone(),
+            Duration::from_secs(1),
+        )
+        .start(),
+        observer: Arc::new(Silent),
+        store,
         gateway: GatewaySupervisor::new(Some(Arc::new(SlowGateway {
             timeline: timeline.clone(),
         })))

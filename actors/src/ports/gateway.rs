@@ -59,6 +59,37 @@ pub enum GatewayFailure {
     AlreadyPaid,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    /// The refund's idempotency key at the gateway: resending it is the same refund.
+    pub out_refund_no: String,
+    /// The trade's total.
+    pub total: Fen,
+    pub amount: Fen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundAccepted {
+    pub refund_id: Option<String>,
+}
+
+/// Where a refund stands at the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundProgress {
+    Processing,
+    Success {
+        refund_id: Option<String>,
+        at: Option<UnixMillis>,
+    },
+    Fail,
+    /// Unknown at the gateway: resend the refund under the same number.
+    NotSure,
+    Change,
+    /// The gateway has no refund under this number (it never arrived).
+    Unknown,
+}
+
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
     async fn create_prepay(&self, request: &PrepayRequest)
@@ -68,4 +99,9 @@ pub trait PaymentGateway: Send + Sync {
 
     /// Closes an unpaid trade; `AlreadyPaid` when the customer paid after all.
     async fn close_trade(&self, out_trade_no: &str) -> Result<(), GatewayFailure>;
+
+    /// Asks for a refund; acceptance only, the outcome comes from `refund_progress`.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundAccepted, GatewayFailure>;
+
+    async fn refund_progress(&self, out_refund_no: &str) -> Result<RefundProgress, GatewayFailure>;
 }

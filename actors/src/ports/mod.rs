@@ -7,11 +7,16 @@
 
 pub mod gateway;
 pub mod locks;
+pub mod observer;
 pub mod store;
 
-pub use gateway::{GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, TradeStatus};
+pub use gateway::{
+    GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, RefundAccepted, RefundProgress,
+    RefundRequest, TradeStatus,
+};
 pub use locks::{Lease, LockManager};
+pub use observer::{Observer, Silent};
 pub use store::{
-    ApplyOutcome, CatalogStore, CreateOrderError, NewPaymentEvent, NewPrepay, OrderStore,
-    PaymentApplication, StoreError, UserStore,
+    ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, FinishOutcome, NewPaymentEvent,
+    NewPrepay, NewRefund, OrderStore, PaymentApplication, RefundResult, StoreError, UserStore,
 };

@@ -5,6 +5,7 @@ use crate::catalog::{NewTicketType, TicketType};
 use crate::money::Fen;
 use crate::order::{Order, OrderLine};
 use crate::payment::{Payment, Ticket};
+use crate::refund::{Refund, RefundStatus};
 use crate::time::UnixMillis;
 use crate::user::User;
 use async_trait::async_trait;
@@ -108,6 +109,45 @@ pub struct NewPaymentEvent {
     pub raw: String,
 }
 
+/// A refund about to be asked of the gateway.
+#[derive(Clone, Debug)]
+pub struct NewRefund {
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub out_refund_no: String,
+    pub amount: Fen,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BeginRefundError {
+    #[error("only {refundable} is still refundable")]
+    Exceeded { refundable: Fen },
+    #[error("the order is not CONFIRMED")]
+    NotConfirmed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a refund ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundResult {
+    Success {
+        refund_id: Option<String>,
+        at: UnixMillis,
+    },
+    Fail,
+    Change,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// This call finished it; `order_cancelled` when it completed a full refund.
+    Finished { order_cancelled: bool },
+    /// It was already final (another poll or node got there first).
+    AlreadyFinal(RefundStatus),
+}
+
 #[async_trait]
 pub trait OrderStore: Send + Sync {
     /// Reserves the stock of every line (available → reserved) and creates the PENDING order,
@@ -155,4 +195,38 @@ pub trait OrderStore: Send + Sync {
         event: &NewPaymentEvent,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+
+    /// The order's refunds, oldest first.
+    async fn refunds(&self, order_id: i64) -> Result<Vec<Refund>, StoreError>;
+
+    async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, StoreError>;
+
+    /// Every refund still PROCESSING, to resume polling after a restart.
+    async fn processing_refunds(&self) -> Result<Vec<Refund>, StoreError>;
+
+    /// Records a PROCESSING refund and commits its amount against the payment, in one
+    /// guarded update that cannot exceed what was paid — even with other nodes racing.
+    async fn begin_refund(
+        &self,
+        refund: &NewRefund,
+        now: UnixMillis,
+    ) -> Result<Refund, BeginRefundError>;
+
+    /// One more request sent to the gateway (and its refund id, once known).
+    async fn note_refund_attempt(
+        &self,
+        refund_id: i64,
+        gateway_refund_id: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+
+    /// In one transaction: the refund's final status; on SUCCESS the payment's refunded amount
+    /// and status, and when that completes a full refund the order CANCELLED (REFUNDED), its
+    /// tickets CANCELLED and their stock sold → available; on FAIL its amount is freed.
+    async fn finish_refund(
+        &self,
+        refund_id: i64,
+        result: &RefundResult,
+        now: UnixMillis,
+    ) -> Result<FinishOutcome, StoreError>;
 }

@@ -3,13 +3,15 @@
 
 use async_trait::async_trait;
 use wallyt_pay_actors::ports::{
-    GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, TradeStatus,
+    GatewayFailure, PaymentGateway, PrepayCreated, PrepayRequest, RefundAccepted, RefundProgress,
+    RefundRequest, TradeStatus,
 };
 use wallyt_pay_actors::{Clock, SystemClock};
 
 use super::client::WallytClient;
 use super::error::GatewayError;
 use super::jspay::JspayRequest;
+use super::refund::{RefundQueryBy, RefundRequest as WallytRefund, RefundStatus};
 use super::trade::TradeState;
 
 pub struct WallytGateway {
@@ -100,5 +102,48 @@ impl PaymentGateway for WallytGateway {
             Err(error) if is_already_paid(&error) => Err(GatewayFailure::AlreadyPaid),
             Err(error) => Err(failure(error)),
         }
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundAccepted, GatewayFailure> {
+        let reply = self
+            .client
+            .refund(&WallytRefund {
+                out_trade_no: &request.out_trade_no,
+                out_refund_no: &request.out_refund_no,
+                total_fee: request.total,
+                refund_fee: request.amount,
+            })
+            .await
+            .map_err(failure)?;
+        Ok(RefundAccepted {
+            refund_id: reply.refund_id,
+        })
+    }
+
+    async fn refund_progress(&self, out_refund_no: &str) -> Result<RefundProgress, GatewayFailure> {
+        let items = match self
+            .client
+            .refund_query(RefundQueryBy::OutRefundNo(out_refund_no))
+            .await
+        {
+            Ok(items) => items,
+            Err(GatewayError::Business { code, .. }) if code == "REFUNDNOTEXIST" => {
+                return Ok(RefundProgress::Unknown)
+            }
+            Err(error) => return Err(failure(error)),
+        };
+        let Some(item) = items.into_iter().find(|i| i.out_refund_no == out_refund_no) else {
+            return Ok(RefundProgress::Unknown);
+        };
+        Ok(match item.status {
+            RefundStatus::Success => RefundProgress::Success {
+                refund_id: item.refund_id,
+                at: item.refund_time,
+            },
+            RefundStatus::Fail => RefundProgress::Fail,
+            RefundStatus::Processing => RefundProgress::Processing,
+            RefundStatus::NotSure => RefundProgress::NotSure,
+            RefundStatus::Change => RefundProgress::Change,
+        })
     }
 }

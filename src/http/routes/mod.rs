@@ -6,6 +6,7 @@ mod login;
 mod notify;
 mod orders;
 mod payments;
+mod refunds;
 
 use actix_web::web;
 
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/orders/{id}").route(web::get().to(orders::get)))
         .service(resource("/payments/wechat/prepay").route(web::post().to(payments::prepay)))
         .service(resource("/payments/status/{order_id}").route(web::get().to(payments::status)))
+        .service(resource("/payments/refund").route(web::post().to(refunds::refund)))
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
 }

@@ -82,5 +82,8 @@ pub async fn get(
     let order = own_order(&state, &user, order_id.into_inner()).await?;
     let payments = state.db.payments(order.id).await?;
     let tickets = state.db.tickets(order.id).await?;
-    Ok(envelope::ok(order_view(&order, &payments, &tickets)))
+    let refunds = state.db.refunds(order.id).await?;
+    Ok(envelope::ok(order_view(
+        &order, &payments, &tickets, &refunds,
+    )))
 }

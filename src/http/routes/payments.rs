@@ -1,5 +1,6 @@
 //! `POST /payments/wechat/prepay` and `GET /payments/status/{orderId}`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -9,12 +10,13 @@ use wallyt_pay_actors::{Fen, OrderStatus};
 
 use super::orders::own_order;
 use crate::http::extractors::AuthUser;
+use crate::http::idempotency::{self, Answer};
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PrepayBody {
     order_id: i64,
@@ -47,8 +49,27 @@ pub async fn prepay(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<PrepayBody>,
-) -> Result<HttpResponse, ApiError> {
-    let order = own_order(&state, &user, body.order_id).await?;
+) -> HttpResponse {
+    let canonical = serde_json::to_string(&*body).unwrap_or_default();
+    idempotency::once(&state, &req, user.id, "prepay", &canonical, || async {
+        match create_prepay(&user, &req, &state, &body).await {
+            Ok(view) => Answer {
+                status: StatusCode::OK,
+                body: envelope::ok_text(view),
+            },
+            Err(error) => error.into(),
+        }
+    })
+    .await
+}
+
+async fn create_prepay(
+    user: &AuthUser,
+    req: &HttpRequest,
+    state: &AppState,
+    body: &PrepayBody,
+) -> Result<PrepayView, ApiError> {
+    let order = own_order(state, user, body.order_id).await?;
     if !order.status.payable(order.expires_at, state.clock.now()) {
         return Err(ApiError::InvalidOrderStatus(format!(
             "order is {} and cannot be paid",
@@ -67,17 +88,17 @@ pub async fn prepay(
     }
     let message = Prepay {
         openid: user.openid.clone(),
-        client_ip: client_ip(&req),
+        client_ip: client_ip(req),
     };
     let answer = state.engine.send(order.id, message).await?;
     let payment = answer.payment;
-    Ok(envelope::ok(PrepayView {
+    Ok(PrepayView {
         order_id: order.id,
         payment_id: payment.id,
         pay_params: pay_params(&payment),
         expires_at: rfc3339(payment.prepay_expires_at),
         out_trade_no: payment.out_trade_no,
-    }))
+    })
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,161 @@
+//! The RefundPoller keeps asking about refunds the gateway has not finished, with backoff,
+//! through each order's actor (so a poll never races a client's refund of the same order).
+//! It is rebuilt from the PROCESSING rows when it starts: a restart loses no refund.
+
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::messages::CheckRefund;
+use super::registry::{Lookup, OrderRegistry};
+use crate::ports::OrderStore;
+
+/// Multiples of the base interval between polls; the last one repeats.
+const BACKOFF: [u32; 8] = [1, 2, 5, 10, 30, 60, 120, 300];
+
+fn backoff(base: Duration, attempt: usize) -> Duration {
+    base * BACKOFF[attempt.min(BACKOFF.len() - 1)]
+}
+
+struct Due {
+    order_id: i64,
+    attempt: usize,
+    at: Instant,
+    in_flight: bool,
+}
+
+pub struct RefundPoller {
+    store: Arc<dyn OrderStore>,
+    registry: Option<Addr<OrderRegistry>>,
+    base: Duration,
+    due: HashMap<i64, Due>,
+}
+
+impl RefundPoller {
+    pub fn new(store: Arc<dyn OrderStore>, base: Duration) -> RefundPoller {
+        RefundPoller {
+            store,
+            registry: None,
+            base,
+            due: HashMap::new(),
+        }
+    }
+
+    fn delay(&self, attempt: usize) -> Duration {
+        backoff(self.base, attempt)
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(registry) = self.registry.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let ready: Vec<(i64, i64)> = self
+            .due
+            .iter_mut()
+            .filter(|(_, due)| !due.in_flight && due.at <= now)
+            .map(|(&refund_id, due)| {
+                due.in_flight = true;
+                (refund_id, due.order_id)
+            })
+            .collect();
+        for (refund_id, order_id) in ready {
+            let registry = registry.clone();
+            let check = async move {
+                let actor = registry.send(Lookup(order_id)).await.ok()?;
+                actor.send(CheckRefund { refund_id }).await.ok()?.ok()
+            };
+            ctx.spawn(check.into_actor(self).map(move |status, act, _| {
+                if status.is_some_and(|s| s.is_final()) {
+                    act.due.remove(&refund_id);
+                } else if let Some(due) = act.due.get_mut(&refund_id) {
+                    due.attempt += 1;
+                    due.in_flight = false;
+                    due.at = Instant::now() + backoff(act.base, due.attempt);
+                }
+            }));
+        }
+    }
+}
+
+impl Actor for RefundPoller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.processing_refunds().await }
+                .into_actor(self)
+                .map(|loaded, act, _| match loaded {
+                    Ok(refunds) => {
+                        for refund in refunds {
+                            act.due.entry(refund.id).or_insert(Due {
+                                order_id: refund.order_id,
+                                attempt: 0,
+                                at: Instant::now(),
+                                in_flight: false,
+                            });
+                        }
+                    }
+                    Err(error) => tracing::error!(event = "refund.poller.load_failed", %error),
+                }),
+        );
+        let tick = (self.base / 2).max(Duration::from_millis(10));
+        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// Keep asking about this refund until it is final.
+pub struct Watch {
+    pub refund_id: i64,
+    pub order_id: i64,
+}
+
+impl Message for Watch {
+    type Result = ();
+}
+
+impl Handler<Watch> for RefundPoller {
+    type Result = ();
+
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        let at = Instant::now() + self.delay(0);
+        self.due.entry(msg.refund_id).or_insert(Due {
+            order_id: msg.order_id,
+            attempt: 0,
+            at,
+            in_flight: false,
+        });
+    }
+}
+
+/// The registry to reach order actors through (it is started after the poller).
+pub struct Attach(pub Addr<OrderRegistry>);
+
+impl Message for Attach {
+    type Result = ();
+}
+
+impl Handler<Attach> for RefundPoller {
+    type Result = ();
+
+    fn handle(&mut self, Attach(registry): Attach, _: &mut Context<Self>) {
+        self.registry = Some(registry);
+    }
+}
+
+/// How many refunds are being watched.
+pub struct Watching;
+
+impl Message for Watching {
+    type Result = usize;
+}
+
+impl Handler<Watching> for RefundPoller {
+    type Result = usize;
+
+    fn handle(&mut self, _: Watching, _: &mut Context<Self>) -> usize {
+        self.due.len()
+    }
+}

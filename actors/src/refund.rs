@@ -1,0 +1,142 @@
+//! Refunds: each one its own record, keyed by `out_refund_no`, written PROCESSING *before* the
+//! gateway is asked, so an uncertain outcome is always resent under the same number and never
+//! paid twice. PROCESSING → SUCCESS | FAIL (its amount is free again) | CHANGE (the money went
+//! back to the merchant account: a person must finish it).
+
+use crate::money::Fen;
+use crate::time::UnixMillis;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefundStatus {
+    Processing,
+    Success,
+    Fail,
+    Change,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::Success => "SUCCESS",
+            RefundStatus::Fail => "FAIL",
+            RefundStatus::Change => "CHANGE",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<RefundStatus> {
+        match value {
+            "PROCESSING" => Some(RefundStatus::Processing),
+            "SUCCESS" => Some(RefundStatus::Success),
+            "FAIL" => Some(RefundStatus::Fail),
+            "CHANGE" => Some(RefundStatus::Change),
+            _ => None,
+        }
+    }
+
+    /// Whether its amount still counts against what can be refunded.
+    pub fn holds_money(self) -> bool {
+        match self {
+            RefundStatus::Processing | RefundStatus::Success | RefundStatus::Change => true,
+            RefundStatus::Fail => false,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != RefundStatus::Processing
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refund {
+    pub id: i64,
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub out_refund_no: String,
+    /// The gateway's id, once it accepted the refund.
+    pub refund_id: Option<String>,
+    pub amount: Fen,
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    pub attempts: i64,
+    pub created_at: UnixMillis,
+    pub finished_at: Option<UnixMillis>,
+}
+
+/// What can still be refunded of a payment: paid minus what refunds already hold.
+pub fn refundable(paid: Fen, committed: Fen) -> Fen {
+    paid.checked_sub(committed)
+        .filter(|f| f.get() > 0)
+        .unwrap_or(Fen::ZERO)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRequestError {
+    #[error("refund amount must be more than 0")]
+    NotPositive,
+    #[error("refund amount exceeds the {refundable} still refundable")]
+    Exceeded { refundable: Fen },
+}
+
+/// The amount of a new refund: the requested one if it fits, else everything refundable.
+pub fn refund_amount(requested: Option<Fen>, refundable: Fen) -> Result<Fen, RefundRequestError> {
+    let amount = requested.unwrap_or(refundable);
+    if requested.is_some_and(|r| !r.is_positive()) {
+        return Err(RefundRequestError::NotPositive);
+    }
+    if !amount.is_positive() || amount > refundable {
+        return Err(RefundRequestError::Exceeded { refundable });
+    }
+    Ok(amount)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn defaults_to_everything_refundable_and_refuses_more() {
+        let left = Fen::new(5_000);
+        assert_eq!(refund_amount(None, left), Ok(left));
+        assert_eq!(
+            refund_amount(Some(Fen::new(2_000)), left),
+            Ok(Fen::new(2_000))
+        );
+        assert_eq!(
+            refund_amount(Some(Fen::new(6_000)), left),
+            Err(RefundRequestError::Exceeded { refundable: left })
+        );
+        assert_eq!(
+            refund_amount(Some(Fen::ZERO), left),
+            Err(RefundRequestError::NotPositive)
+        );
+        assert!(
+            refund_amount(None, Fen::ZERO).is_err(),
+            "nothing left to refund"
+        );
+    }
+
+    proptest! {
+        /// However refunds are requested, and whichever fail, what is held never exceeds what
+        /// was paid.
+        #[test]
+        fn refunds_never_exceed_the_payment(
+            paid in 1i64..1_000_000,
+            requests in proptest::collection::vec((proptest::option::of(1i64..600_000), any::<bool>()), 0..30)
+        ) {
+            let paid = Fen::new(paid);
+            let mut held = Fen::ZERO;
+            for (requested, fails) in requests {
+                if let Ok(amount) = refund_amount(requested.map(Fen::new), refundable(paid, held)) {
+                    held = held.checked_add(amount).unwrap();
+                    prop_assert!(held <= paid);
+                    if fails {
+                        held = held.checked_sub(amount).unwrap();
+                    }
+                }
+            }
+            prop_assert!(held <= paid);
+        }
+    }
+}

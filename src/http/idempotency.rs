@@ -1,0 +1,106 @@
+//! `Idempotency-Key` for prepay and refund: the same key with the same body answers the stored
+//! answer without running again (no second gateway call); with another body, or while the
+//! first is still running, 409 CONFLICT. Only definite answers (2xx, 4xx) are stored: after a
+//! 5xx the outcome may still change, so a retry runs again — and the engine resumes rather than
+//! repeats (the same out_refund_no).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+
+use super::envelope::failure_body;
+use super::ApiError;
+use crate::startup::AppState;
+use crate::storage::idempotency::{Claim, KeyRef};
+
+/// A finished answer as text, ready to store or send.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl From<ApiError> for Answer {
+    fn from(error: ApiError) -> Answer {
+        Answer {
+            status: error.status_code(),
+            body: failure_body(error.code(), &error.to_string()).to_string(),
+        }
+    }
+}
+
+fn send(answer: Answer) -> HttpResponse {
+    HttpResponse::build(answer.status)
+        .content_type("application/json")
+        .body(answer.body)
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 128 printable ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Runs `work` once per key; `canonical` is the request in a fixed form (its JSON).
+pub async fn once<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: i64,
+    endpoint: &str,
+    canonical: &str,
+    work: F,
+) -> HttpResponse
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let key = match idempotency_key(req) {
+        Ok(Some(key)) => key,
+        Ok(None) => return send(work().await),
+        Err(error) => return send(error.into()),
+    };
+    let key = KeyRef {
+        user_id,
+        endpoint,
+        key: &key,
+    };
+    let hash: String = Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match state
+        .db
+        .claim_idempotency_key(&key, &hash, state.clock.now())
+        .await
+    {
+        Err(error) => send(ApiError::from(error).into()),
+        Ok(Claim::Conflict(reason)) => send(ApiError::Conflict(reason.into()).into()),
+        Ok(Claim::Replay { status, body }) => send(Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        }),
+        Ok(Claim::Fresh) => {
+            let answer = work().await;
+            let stored = if answer.status.is_server_error() {
+                state.db.release_idempotency_key(&key).await
+            } else {
+                let status = answer.status.as_u16();
+                state
+                    .db
+                    .complete_idempotency_key(&key, status, &answer.body)
+                    .await
+            };
+            if let Err(error) = stored {
+                tracing::error!(event = "idempotency.store_failed", %error);
+            }
+            send(answer)
+        }
+    }
+}

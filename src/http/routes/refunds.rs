@@ -1,0 +1,98 @@
+//! `POST /payments/refund`: full or partial, through the order's actor, once per
+//! Idempotency-Key.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use wallyt_pay_actors::engine::Refund;
+use wallyt_pay_actors::{Fen, OrderStatus};
+
+use super::orders::own_order;
+use crate::http::extractors::AuthUser;
+use crate::http::idempotency::{self, Answer};
+use crate::http::{envelope, ApiError};
+use crate::startup::AppState;
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundBody {
+    order_id: i64,
+    #[serde(default)]
+    refund_amount: Option<Fen>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundView {
+    order_id: i64,
+    out_refund_no: String,
+    refund_id: Option<String>,
+    refund_amount: Fen,
+    status: &'static str,
+}
+
+const MAX_REASON_CHARS: usize = 256;
+
+#[tracing::instrument(name = "payment.refund", skip_all, fields(user_id = user.id, order_id = body.order_id))]
+pub async fn refund(
+    user: AuthUser,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RefundBody>,
+) -> HttpResponse {
+    let canonical = serde_json::to_string(&*body).unwrap_or_default();
+    idempotency::once(&state, &req, user.id, "refund", &canonical, || async {
+        match request_refund(&user, &state, &body).await {
+            Ok(view) => Answer {
+                status: StatusCode::OK,
+                body: envelope::ok_text(view),
+            },
+            Err(error) => error.into(),
+        }
+    })
+    .await
+}
+
+async fn request_refund(
+    user: &AuthUser,
+    state: &AppState,
+    body: &RefundBody,
+) -> Result<RefundView, ApiError> {
+    if body.refund_amount.is_some_and(|a| !a.is_positive()) {
+        return Err(ApiError::validation("refundAmount must be more than 0"));
+    }
+    let reason = body
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::validation(format!(
+            "reason is at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let order = own_order(state, user, body.order_id).await?;
+    if order.status != OrderStatus::Confirmed {
+        return Err(ApiError::InvalidOrderStatus(format!(
+            "order is {}; only CONFIRMED orders can be refunded",
+            order.status.as_str()
+        )));
+    }
+    if state.wallyt.is_none() {
+        return Err(ApiError::WallytNotConfigured);
+    }
+    let message = Refund {
+        amount: body.refund_amount,
+        reason: reason.map(str::to_owned),
+    };
+    let refund = state.engine.send(order.id, message).await?;
+    Ok(RefundView {
+        order_id: order.id,
+        out_refund_no: refund.out_refund_no,
+        refund_id: refund.refund_id,
+        refund_amount: refund.amount,
+        status: refund.status.as_str(),
+    })
+}

@@ -1,0 +1,273 @@
+//! The refund half of `OrderStore` on SQL. What a payment has promised back lives in
+//! `payments.refund_committed_fen`, raised by one guarded UPDATE per refund (`… AND
+//! refund_committed_fen + $n <= amount_fen`): two refunds racing — on one node or two — cannot
+//! both fit when only one does, because the row lock makes the second re-check the sum.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use wallyt_pay_actors::ports::{BeginRefundError, FinishOutcome, NewRefund, RefundResult};
+use wallyt_pay_actors::{Fen, Refund, RefundStatus, StoreError, UnixMillis};
+
+use super::orders::items_in;
+use super::{column, store_error, Database};
+
+const REFUND_COLUMNS: &str = "id, order_id, payment_id, out_refund_no, refund_id, amount_fen, \
+                              reason, status, attempts, created_at, finished_at";
+
+fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
+    let status: String = column(row, "status")?;
+    Ok(Refund {
+        id: column(row, "id")?,
+        order_id: column(row, "order_id")?,
+        payment_id: column(row, "payment_id")?,
+        out_refund_no: column(row, "out_refund_no")?,
+        refund_id: column(row, "refund_id")?,
+        amount: Fen::new(column(row, "amount_fen")?),
+        reason: column(row, "reason")?,
+        status: RefundStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("unknown refund status {status}")))?,
+        attempts: column(row, "attempts")?,
+        created_at: UnixMillis(column(row, "created_at")?),
+        finished_at: column::<Option<i64>>(row, "finished_at")?.map(UnixMillis),
+    })
+}
+
+async fn select(db: &Database, filter: &str, value: i64) -> Result<Vec<Refund>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE {filter} ORDER BY id"
+    ))
+    .bind(value)
+    .fetch_all(db.pool())
+    .await
+    .map_err(store_error)?
+    .iter()
+    .map(refund_from_row)
+    .collect()
+}
+
+pub async fn of_order(db: &Database, order_id: i64) -> Result<Vec<Refund>, StoreError> {
+    select(db, "order_id = $1", order_id).await
+}
+
+pub async fn by_id(db: &Database, refund_id: i64) -> Result<Option<Refund>, StoreError> {
+    Ok(select(db, "id = $1", refund_id).await?.pop())
+}
+
+pub async fn processing(db: &Database) -> Result<Vec<Refund>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'PROCESSING' ORDER BY id"
+    ))
+    .fetch_all(db.pool())
+    .await
+    .map_err(store_error)?
+    .iter()
+    .map(refund_from_row)
+    .collect()
+}
+
+async fn affected<'q>(
+    tx: &mut Transaction<'_, Any>,
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<u64, StoreError> {
+    Ok(query
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected())
+}
+
+pub async fn begin(
+    db: &Database,
+    new: &NewRefund,
+    now: UnixMillis,
+) -> Result<Refund, BeginRefundError> {
+    let mut tx = db.begin_write().await?;
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(new.order_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    if status.as_deref() != Some("CONFIRMED") {
+        return Err(BeginRefundError::NotConfirmed);
+    }
+    let commit = sqlx::query(
+        "UPDATE payments SET refund_committed_fen = refund_committed_fen + $1, updated_at = $2 \
+         WHERE id = $3 AND order_id = $4 AND status IN ('PAID', 'PARTIALLY_REFUNDED') \
+           AND refund_committed_fen + $5 <= amount_fen",
+    )
+    .bind(new.amount.get())
+    .bind(now.0)
+    .bind(new.payment_id)
+    .bind(new.order_id)
+    .bind(new.amount.get());
+    if affected(&mut tx, commit).await? == 0 {
+        let left: Option<i64> = sqlx::query_scalar(
+            "SELECT amount_fen - refund_committed_fen FROM payments WHERE id = $1",
+        )
+        .bind(new.payment_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        return Err(BeginRefundError::Exceeded {
+            refundable: Fen::new(left.unwrap_or(0).max(0)),
+        });
+    }
+    let row = sqlx::query(&format!(
+        "INSERT INTO refunds (order_id, payment_id, out_refund_no, amount_fen, reason, status, \
+           attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'PROCESSING', 0, $6, $7) RETURNING {REFUND_COLUMNS}"
+    ))
+    .bind(new.order_id)
+    .bind(new.payment_id)
+    .bind(&new.out_refund_no)
+    .bind(new.amount.get())
+    .bind(new.reason.as_deref())
+    .bind(now.0)
+    .bind(now.0)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let refund = refund_from_row(&row)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(refund)
+}
+
+pub async fn note_attempt(
+    db: &Database,
+    refund_id: i64,
+    gateway_refund_id: Option<&str>,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refunds SET attempts = attempts + 1, refund_id = COALESCE($1, refund_id), \
+         updated_at = $2 WHERE id = $3",
+    )
+    .bind(gateway_refund_id)
+    .bind(now.0)
+    .bind(refund_id)
+    .execute(db.pool())
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+pub async fn finish(
+    db: &Database,
+    refund_id: i64,
+    result: &RefundResult,
+    now: UnixMillis,
+) -> Result<FinishOutcome, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let row = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"
+    ))
+    .bind(refund_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let refund = refund_from_row(&row)?;
+    let (status, gateway_id, finished_at) = match result {
+        RefundResult::Success { refund_id, at } => ("SUCCESS", refund_id.as_deref(), *at),
+        RefundResult::Fail => ("FAIL", None, now),
+        RefundResult::Change => ("CHANGE", None, now),
+    };
+    let end = sqlx::query(
+        "UPDATE refunds SET status = $1, refund_id = COALESCE($2, refund_id), finished_at = $3, \
+         updated_at = $4 WHERE id = $5 AND status = 'PROCESSING'",
+    )
+    .bind(status)
+    .bind(gateway_id)
+    .bind(finished_at.0)
+    .bind(now.0)
+    .bind(refund_id);
+    if affected(&mut tx, end).await? == 0 {
+        return Ok(FinishOutcome::AlreadyFinal(refund.status));
+    }
+    let order_cancelled = match result {
+        RefundResult::Success { .. } => record_success(&mut tx, &refund, now).await?,
+        RefundResult::Fail => {
+            // The amount is no longer promised: it can be refunded again.
+            let free = sqlx::query(
+                "UPDATE payments SET refund_committed_fen = refund_committed_fen - $1, \
+                 updated_at = $2 WHERE id = $3",
+            )
+            .bind(refund.amount.get())
+            .bind(now.0)
+            .bind(refund.payment_id);
+            affected(&mut tx, free).await?;
+            false
+        }
+        RefundResult::Change => false,
+    };
+    tx.commit().await.map_err(store_error)?;
+    Ok(FinishOutcome::Finished { order_cancelled })
+}
+
+/// Money went back: payment and order amounts, and on a full refund the order, its tickets
+/// and their stock. Answers whether the order was cancelled.
+async fn record_success(
+    tx: &mut Transaction<'static, Any>,
+    refund: &Refund,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let amount = refund.amount.get();
+    let payment = sqlx::query(
+        "UPDATE payments SET refunded_fen = refunded_fen + $1, \
+           status = CASE WHEN refunded_fen + $2 >= amount_fen THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END, \
+           updated_at = $3 WHERE id = $4",
+    )
+    .bind(amount)
+    .bind(amount)
+    .bind(now.0)
+    .bind(refund.payment_id);
+    affected(tx, payment).await?;
+    let order = sqlx::query(
+        "UPDATE orders SET refunded_fen = refunded_fen + $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(amount)
+    .bind(now.0)
+    .bind(refund.order_id);
+    affected(tx, order).await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE id = $1")
+        .bind(refund.payment_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    if status != "REFUNDED" {
+        return Ok(false);
+    }
+    let cancel = sqlx::query(
+        "UPDATE orders SET status = 'CANCELLED', cancel_reason = 'REFUNDED', cancelled_at = $1, \
+         updated_at = $2 WHERE id = $3 AND status = 'CONFIRMED'",
+    )
+    .bind(now.0)
+    .bind(now.0)
+    .bind(refund.order_id);
+    if affected(tx, cancel).await? == 0 {
+        return Ok(false);
+    }
+    let tickets = sqlx::query(
+        "UPDATE tickets SET status = 'CANCELLED', cancelled_at = $1 WHERE order_id = $2 AND status = 'VALID'",
+    )
+    .bind(now.0)
+    .bind(refund.order_id);
+    affected(tx, tickets).await?;
+    for item in items_in(tx, refund.order_id).await? {
+        let back = sqlx::query(
+            "UPDATE ticket_types SET sold = sold - $1, available = available + $2, updated_at = $3 \
+             WHERE id = $4 AND sold >= $5",
+        )
+        .bind(item.quantity)
+        .bind(item.quantity)
+        .bind(now.0)
+        .bind(item.ticket_type_id)
+        .bind(item.quantity);
+        if affected(tx, back).await? != 1 {
+            return Err(StoreError::Other(format!(
+                "ticket type {} has not sold what order {} bought",
+                item.ticket_type_id, refund.order_id
+            )));
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,490 @@
+//! `POST /payments/refund` over real HTTP against the sandbox: partial and full refunds, races,
+//! uncertain outcomes resent under the same number, every final status, and Idempotency-Key.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{expect_error, expect_status, paid_purchase, purchase, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    runbook_partial_then_full_refund,
+    concurrent_refunds_never_exceed_the_payment
+);
+
+async fn sandbox_refunds(app: &TestApp, otn: &str) -> Vec<Value> {
+    app.sandbox_trade(otn).await["refunds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn runbook_partial_then_full_refund(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {
+        return;
+    };
+    let (p, otn) = paid_purchase(&app, 10, 2).await;
+
+    let body = json!({ "orderId": p.order, "refundAmount": 50.00, "reason": "部分退款" });
+    let first =
+        expect_status(app.refund(&p.token, body, None).await, StatusCode::OK).await["data"].clone();
+    assert_eq!(first["status"], json!("SUCCESS"));
+    assert_eq!(first["refundAmount"], json!(50.0));
+    assert!(first["outRefundNo"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("RF{}_", p.order)));
+    assert!(first["refundId"].is_string());
+    let status = app.status(&p.token, &p.order).await;
+    assert_eq!(status["status"], json!("CONFIRMED"));
+    assert_eq!(status["paymentStatus"], json!("PARTIALLY_REFUNDED"));
+    assert_eq!(status["refundedAmount"], json!(50.0));
+
+    let too_much = json!({ "orderId": p.order, "refundAmount": 60.00 });
+    expect_error(
+        app.refund(&p.token, too_much, None).await,
+        StatusCode::BAD_REQUEST,
+        "REFUND_AMOUNT_EXCEEDED",
+    )
+    .await;
+
+    let rest = json!({ "orderId": p.order, "reason": "用户申请退款" });
+    let second =
+        expect_status(app.refund(&p.token, rest, None).await, StatusCode::OK).await["data"].clone();
+    assert_eq!(
+        (second["status"].clone(), second["refundAmount"].clone()),
+        (json!("SUCCESS"), json!(50.0))
+    );
+    let status = app.status(&p.token, &p.order).await;
+    assert_eq!(status["paymentStatus"], json!("REFUNDED"));
+    assert_eq!(status["refundedAmount"], json!(100.0));
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(order["status"], json!("CANCELLED"));
+    assert_eq!(order["cancelReason"], json!("REFUNDED"));
+    assert!(order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == json!("CANCELLED")));
+    assert_eq!(order["refunds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 10, "available": 10, "reserved": 0, "sold": 0 })
+    );
+
+    let again = json!({ "orderId": p.order });
+    expect_error(
+        app.refund(&p.token, again, None).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_ORDER_STATUS",
+    )
+    .await;
+    let at_gateway: i64 = sandbox_refunds(&app, &otn)
+        .await
+        .iter()
+        .map(|r| r["refund_fee"].as_i64().unwrap())
+        .sum();
+    assert_eq!(at_gateway, 10_000);
+}
+
+async fn concurrent_refunds_never_exceed_the_payment(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {
+        return;
+    };
+    let (p, otn) = paid_purchase(&app, 10, 2).await;
+    let app = std::sync::Arc::new(app);
+    let racers = (0..8).map(|_| {
+        let (app, token, order) = (app.clone(), p.token.clone(), p.order.clone());
+        tokio::spawn(async move {
+            let body = json!({ "orderId": order, "refundAmount": 40.00 });
+            app.refund(&token, body, None).await.status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    assert_eq!((ok, refused), (2, 6), "{statuses:?}");
+    let at_gateway: i64 = sandbox_refunds(&app, &otn)
+        .await
+        .iter()
+        .map(|r| r["refund_fee"].as_i64().unwrap())
+        .sum();
+    assert_eq!(at_gateway, 8_000);
+    let status = app.status(&p.token, &p.order).await;
+    assert_eq!(
+        (
+            status["refundedAmount"].clone(),
+            status["paymentStatus"].clone()
+        ),
+        (json!(80.0), json!("PARTIALLY_REFUNDED"))
+    );
+}
+
+async fn wait_for_cancelled(app: &TestApp, token: &str, order: &Value) -> Value {
+    app.wait_for_order(token, order, "CANCELLED").await
+}
+
+#[tokio::test]
+async fn a_processing_refund_is_finished_in_the_background() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        vars.insert("REFUND_POLL_INTERVAL".into(), "100ms".into());
+    })
+    .await
+    .unwrap();
+    let (p, otn) = paid_purchase(&app, 10, 1).await;
+    app.sandbox_faults(Some(&otn), json!({ "refund_processing_queries": 6 }))
+        .await;
+    let answer = expect_status(
+        app.refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["data"]["status"], json!("PROCESSING"));
+    assert_eq!(
+        app.order(&p.token, &p.order).await["status"],
+        json!("CONFIRMED"),
+        "nothing changes before SUCCESS"
+    );
+    let order = wait_for_cancelled(&app, &p.token, &p.order).await;
+    assert_eq!(
+        order["status"],
+        json!("CANCELLED"),
+        "no further request needed"
+    );
+    assert_eq!(order["refunds"][0]["status"], json!("SUCCESS"));
+}
+
+#[tokio::test]
+async fn processing_refunds_survive_a_restart() {
+    // One gateway outlives both app instances; the first never polls by itself.
+    let sandbox =
+        wallyt_pay::sandbox::Sandbox::new(wallyt_pay::sandbox::SandboxConfig::generated());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(sandbox.clone().serve(listener).unwrap());
+    let key = secrecy::ExposeSecret::expose_secret(&sandbox.config().key).to_owned();
+    let controls = format!("{gateway}/sandbox");
+    let node = move |poll: &'static str| {
+        let (gateway, key) = (gateway.clone(), key.clone());
+        move |vars: &mut std::collections::HashMap<String, String>| {
+            vars.insert("WALLYT_API_URL".into(), format!("{gateway}/pay/gateway"));
+            vars.insert("WALLYT_MCH_ID".into(), "7551000001".into());
+            vars.insert("WALLYT_SECRET_KEY".into(), key);
+            vars.insert(
+                "WALLYT_NOTIFY_URL".into(),
+                "http://127.0.0.1:9/payments/wallyt/notify".into(),
+            );
+            vars.insert("REFUND_POLL_INTERVAL".into(), poll.into());
+        }
+    };
+    let first = TestApp::spawn_with(Backend::Sqlite, node("1h"))
+        .await
+        .unwrap();
+    let p = purchase(&first, 5, 1).await;
+    let prepay = expect_status(
+        first.prepay(&p.token, &p.order, &p.openid).await,
+        StatusCode::OK,
+    )
+    .await;
+    let otn = prepay["data"]["outTradeNo"].as_str().unwrap().to_owned();
+    sandbox.with_state(|s| {
+        s.global_faults.notify_drop = Some(true);
+        s.global_faults.refund_processing_queries = Some(5);
+    });
+    let paid = reqwest::Client::new()
+        .post(format!("{controls}/trades/{otn}/pay"))
+        .send()
+        .await
+        .unwrap();
+    assert!(paid.status().is_success());
+    // The status query finds the payment (the notify was dropped).
+    assert_eq!(
+        first.status(&p.token, &p.order).await["status"],
+        json!("CONFIRMED")
+    );
+    let answer = expect_status(
+        first
+            .refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["data"]["status"], json!("PROCESSING"));
+    first.handle.stop().await;
+
+    let database_url = first.database_url.clone();
+    let second = TestApp::spawn_with(Backend::Sqlite, move |vars| {
+        node("100ms")(vars);
+        vars.insert("DATABASE_URL".into(), database_url);
+    })
+    .await
+    .unwrap();
+    let order = wait_for_cancelled(&second, &p.token, &p.order).await;
+    assert_eq!(order["status"], json!("CANCELLED"));
+    assert_eq!(order["cancelReason"], json!("REFUNDED"));
+    assert_eq!(sandbox.with_state(|s| s.trades[&otn].refunds.len()), 1);
+}
+
+#[tokio::test]
+async fn a_timed_out_refund_is_retried_under_the_same_number() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        vars.insert("HTTP_TIMEOUT".into(), "400ms".into());
+        vars.insert("REFUND_POLL_INTERVAL".into(), "1h".into());
+    })
+    .await
+    .unwrap();
+    let (p, otn) = paid_purchase(&app, 10, 2).await;
+    app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 1000 }))
+        .await;
+    let body = json!({ "orderId": p.order, "refundAmount": 30.00 });
+    expect_error(
+        app.refund(&p.token, body.clone(), None).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "GATEWAY_TIMEOUT",
+    )
+    .await;
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(
+        order["refunds"][0]["status"],
+        json!("PROCESSING"),
+        "kept, not forgotten"
+    );
+    let first_no = order["refunds"][0]["outRefundNo"].clone();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.sandbox_faults(Some(&otn), json!({})).await;
+    // The client tries again: the same refund is resent, not a new one.
+    let retried =
+        expect_status(app.refund(&p.token, body, None).await, StatusCode::OK).await["data"].clone();
+    assert_eq!(retried["outRefundNo"], first_no);
+    assert_eq!(retried["status"], json!("SUCCESS"));
+    let at_gateway = sandbox_refunds(&app, &otn).await;
+    assert_eq!(
+        at_gateway.len(),
+        1,
+        "exactly one refund at the gateway: {at_gateway:?}"
+    );
+    assert_eq!(at_gateway[0]["requests"], json!(2));
+    assert_eq!(
+        app.order(&p.token, &p.order).await["refunds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn notsure_fail_and_change_each_end_where_they_should() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+
+    // NOTSURE: resent under the same number, then it succeeds.
+    let (p, otn) = paid_purchase(&app, 10, 1).await;
+    app.sandbox_faults(Some(&otn), json!({ "refund_outcome": "NOTSURE" }))
+        .await;
+    let answer = expect_status(
+        app.refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["data"]["status"], json!("SUCCESS"));
+    let at_gateway = sandbox_refunds(&app, &otn).await;
+    assert_eq!(
+        (at_gateway.len(), at_gateway[0]["requests"].clone()),
+        (1, json!(2))
+    );
+
+    // FAIL: 502, recorded FAIL, and the amount can be refunded again.
+    let (p, otn) = paid_purchase(&app, 10, 1).await;
+    app.sandbox_faults(Some(&otn), json!({ "refund_outcome": "FAIL" }))
+        .await;
+    expect_error(
+        app.refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::BAD_GATEWAY,
+        "GATEWAY_ERROR",
+    )
+    .await;
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(
+        (
+            order["status"].clone(),
+            order["refunds"][0]["status"].clone()
+        ),
+        (json!("CONFIRMED"), json!("FAIL"))
+    );
+    assert_eq!(
+        app.status(&p.token, &p.order).await["paymentStatus"],
+        json!("PAID")
+    );
+    app.sandbox_faults(Some(&otn), json!({})).await;
+    let answer = expect_status(
+        app.refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["data"]["status"], json!("SUCCESS"));
+    assert_eq!(
+        app.order(&p.token, &p.order).await["status"],
+        json!("CANCELLED")
+    );
+
+    // CHANGE: visible for a person, and its amount stays held.
+    let (p, otn) = paid_purchase(&app, 10, 1).await;
+    app.sandbox_faults(Some(&otn), json!({ "refund_outcome": "CHANGE" }))
+        .await;
+    expect_error(
+        app.refund(&p.token, json!({ "orderId": p.order }), None)
+            .await,
+        StatusCode::BAD_GATEWAY,
+        "GATEWAY_ERROR",
+    )
+    .await;
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(order["refunds"][0]["status"], json!("CHANGE"));
+    let more = json!({ "orderId": p.order, "refundAmount": 0.01 });
+    expect_error(
+        app.refund(&p.token, more, None).await,
+        StatusCode::BAD_REQUEST,
+        "REFUND_AMOUNT_EXCEEDED",
+    )
+    .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for outcome in ["succeeded", "failed", "change"] {
+        assert!(
+            metrics.contains(&format!("wallyt_refunds_total{{outcome=\"{outcome}\"}}")),
+            "{outcome}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let (p, otn) = paid_purchase(&app, 10, 2).await;
+    let body = json!({ "orderId": p.order, "refundAmount": 10.00 });
+    let first = app.refund(&p.token, body.clone(), Some("key-1")).await;
+    let first = expect_status(first, StatusCode::OK).await;
+    let replay = expect_status(
+        app.refund(&p.token, body.clone(), Some("key-1")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(first, replay);
+    assert_eq!(
+        sandbox_refunds(&app, &otn).await.len(),
+        1,
+        "no second gateway call"
+    );
+    let other = json!({ "orderId": p.order, "refundAmount": 20.00 });
+    expect_error(
+        app.refund(&p.token, other, Some("key-1")).await,
+        StatusCode::CONFLICT,
+        "CONFLICT",
+    )
+    .await;
+
+    // While the first request with a key is still running, the same key is refused.
+    app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 600 }))
+        .await;
+    let slow = {
+        let (url, token, body) = (
+            app.url("/payments/refund"),
+            p.token.clone(),
+            json!({ "orderId": p.order, "refundAmount": 5.00 }),
+        );
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "key-2")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let body = json!({ "orderId": p.order, "refundAmount": 5.00 });
+    expect_error(
+        app.refund(&p.token, body, Some("key-2")).await,
+        StatusCode::CONFLICT,
+        "CONFLICT",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "refused at once, not queued"
+    );
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+
+    // Prepay takes keys too; a replay of a refusal is the same refusal.
+    let q = purchase(&app, 5, 1).await;
+    let prepay = |key| {
+        app.client
+            .post(app.url("/payments/wechat/prepay"))
+            .bearer_auth(&q.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "orderId": q.order, "openid": q.openid }))
+    };
+    let a = expect_status(prepay("p-1").send().await.unwrap(), StatusCode::OK).await;
+    let b = expect_status(prepay("p-1").send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn refund_refusals() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let pending = purchase(&app, 5, 1).await;
+    let (p, _) = paid_purchase(&app, 5, 1).await;
+    for body in [
+        json!({ "orderId": p.order, "refundAmount": 0 }),
+        json!({ "orderId": p.order, "refundAmount": 1.001 }),
+        json!({ "orderId": p.order, "refundAmount": "10.00" }),
+        json!({ "orderId": p.order, "refundAmount": -1 }),
+        json!({ "refundAmount": 1 }),
+    ] {
+        expect_error(
+            app.refund(&p.token, body, None).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+    }
+    let body = json!({ "orderId": pending.order });
+    expect_error(
+        app.refund(&pending.token, body, None).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_ORDER_STATUS",
+    )
+    .await;
+    let body = json!({ "orderId": p.order });
+    expect_error(
+        app.refund(&pending.token, body, None).await,
+        StatusCode::NOT_FOUND,
+        "ORDER_NOT_FOUND",
+    )
+    .await;
+    let response = app
+        .post_json("/payments/refund", None, &json!({ "orderId": p.order }))
+        .await;
+    expect_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    assert_eq!(app.order(&p.token, &p.order).await["refunds"], json!([]));
+}
