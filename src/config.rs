@@ -76,6 +76,12 @@ pub struct Settings {
     pub order_actor_idle: Duration,
     /// The refund poller's first wait; later waits back off from it.
     pub refund_poll_interval: Duration,
+    /// When an open prepay is queried after its creation, in case its notify was lost.
+    pub query_schedule: Vec<Duration>,
+    /// How long past a deadline to wait before acting on it.
+    pub expiry_grace: Duration,
+    /// How often the database is swept for deadlines the timers do not know.
+    pub expiry_sweep_interval: Duration,
     pub outbound: OutboundHttp,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
@@ -148,6 +154,11 @@ struct Raw {
     order_actor_idle: Duration,
     #[serde(with = "humantime_serde")]
     refund_poll_interval: Duration,
+    query_schedule: String,
+    #[serde(with = "humantime_serde")]
+    expiry_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    expiry_sweep_interval: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -336,6 +347,9 @@ impl Settings {
             prepay_ttl: raw.prepay_ttl,
             order_actor_idle: raw.order_actor_idle,
             refund_poll_interval: raw.refund_poll_interval,
+            query_schedule: parse_schedule(&raw.query_schedule)?,
+            expiry_grace: raw.expiry_grace,
+            expiry_sweep_interval: raw.expiry_sweep_interval,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,
@@ -390,6 +404,25 @@ fn wallyt_settings(
             )))
         }
     }
+}
+
+/// `10s,30s,1m` → increasing delays; empty turns the active queries off.
+fn parse_schedule(text: &str) -> Result<Vec<Duration>, ConfigError> {
+    let schedule = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            humantime::parse_duration(s)
+                .map_err(|e| ConfigError::Invalid(format!("QUERY_SCHEDULE: {s:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedule.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(ConfigError::Invalid(
+            "QUERY_SCHEDULE must be increasing delays, e.g. 10s,30s,1m,3m,5m".into(),
+        ));
+    }
+    Ok(schedule)
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -8,6 +8,8 @@ use actix::{Actor, Addr, Handler, MailboxError, Message, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wallyt_pay_actors::engine::deadlines;
+use wallyt_pay_actors::engine::expiry_scheduler::{AttachSink, ExpiryScheduler, Schedule};
 use wallyt_pay_actors::engine::gateway_supervisor::GatewaySupervisor;
 use wallyt_pay_actors::engine::lock_supervisor::LockSupervisor;
 use wallyt_pay_actors::engine::refund_poller::{Attach, RefundPoller, Watching};
@@ -15,12 +17,15 @@ use wallyt_pay_actors::engine::{
     Engine, EngineConfig, EngineError, Lookup, OrderActor, OrderRegistry,
 };
 use wallyt_pay_actors::ports::{LockManager, Observer, OrderStore, PaymentGateway};
-use wallyt_pay_actors::Clock;
+use wallyt_pay_actors::{Clock, UnixMillis};
 
 #[derive(Clone)]
 pub struct EngineHandle {
     registry: Addr<OrderRegistry>,
     refund_poller: Addr<RefundPoller>,
+    expiry: Addr<ExpiryScheduler>,
+    config: Arc<EngineConfig>,
+    pending_deadlines: Arc<AtomicUsize>,
     live: Arc<AtomicUsize>,
     system: System,
     send_timeout: Duration,
@@ -45,28 +50,44 @@ impl EngineHandle {
                     // The poller resumes every PROCESSING refund it finds in the store.
                     let refund_poller =
                         RefundPoller::new(store.clone(), config.refund_poll_base).start();
+                    // The timers are rebuilt from the store too, and swept again periodically.
+                    let pending = Arc::new(AtomicUsize::new(0));
+                    let expiry = ExpiryScheduler::new(
+                        Some(store.clone()),
+                        clock.clone(),
+                        config.sweep_interval,
+                        pending.clone(),
+                    )
+                    .start();
+                    let config = Arc::new(config);
                     let engine = Engine {
+                        expiry: expiry.clone(),
                         refund_poller: refund_poller.clone(),
                         observer,
                         store,
                         gateway: GatewaySupervisor::new(gateway).start(),
                         locks: LockSupervisor::new(locks, ttl, wait).start(),
                         clock,
-                        config: Arc::new(config),
+                        config: config.clone(),
                     };
                     let live = Arc::new(AtomicUsize::new(0));
                     let registry = OrderRegistry::new(engine, live.clone()).start();
                     refund_poller.do_send(Attach(registry.clone()));
-                    let _ = tx.send((registry, refund_poller, live, System::current()));
+                    expiry.do_send(AttachSink(registry.clone().recipient()));
+                    let engine = (registry, refund_poller, expiry, config, pending);
+                    let _ = tx.send((engine, live, System::current()));
                 });
                 let _ = system.run();
             })
             .expect("the engine thread starts");
-        let (registry, refund_poller, live, system) =
+        let ((registry, refund_poller, expiry, config, pending_deadlines), live, system) =
             rx.recv().expect("the engine reports its registry");
         EngineHandle {
             registry,
             refund_poller,
+            expiry,
+            config,
+            pending_deadlines,
             live,
             system,
             send_timeout: Duration::from_secs(30),
@@ -96,6 +117,17 @@ impl EngineHandle {
             }
         }
         Err(EngineError::Busy("the order actor keeps stopping".into()))
+    }
+
+    /// A new order: its expiry joins the timers.
+    pub fn watch_order(&self, order_id: i64, expires_at: UnixMillis) {
+        let at = expires_at.plus(self.config.expiry_grace);
+        self.expiry
+            .do_send(Schedule(deadlines::order_deadline(order_id, at)));
+    }
+
+    pub fn pending_deadlines(&self) -> usize {
+        self.pending_deadlines.load(Ordering::Relaxed)
     }
 
     /// Refunds the poller is still waiting on.

@@ -14,6 +14,16 @@ pub struct Metrics {
     pub live_order_actors: IntGauge,
     /// Refund outcomes: succeeded, failed, change, unknown.
     pub refunds: IntCounterVec,
+    /// Deadlines fired, by kind (prepay, order, reconcile).
+    pub deadlines_fired: IntCounterVec,
+    /// Deadlines waiting in the timer service; set when rendered.
+    pub pending_deadlines: IntGauge,
+    /// Unpaid trades closed at the gateway.
+    pub trades_closed: prometheus::IntCounter,
+    /// Payments for orders no longer waiting: reconfirmed, refunded, double_refunded.
+    pub late_payments: IntCounterVec,
+    /// Active queries that found a payment no notify had announced.
+    pub reconciliation_hits: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -39,11 +49,39 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let deadlines_fired = IntCounterVec::new(
+            Opts::new("expiry_deadlines_fired_total", "Deadlines fired, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let pending_deadlines =
+            IntGauge::new("expiry_pending_deadlines", "Deadlines waiting").expect("valid metric");
+        let trades_closed =
+            prometheus::IntCounter::new("wallyt_trades_closed_total", "Unpaid trades closed")
+                .expect("valid metric");
+        let late_payments = IntCounterVec::new(
+            Opts::new(
+                "late_payments_total",
+                "Payments for orders no longer waiting",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let reconciliation_hits = prometheus::IntCounter::new(
+            "reconciliation_hits_total",
+            "Payments found by active queries",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(gateway_calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(notifies.clone()),
             Box::new(live_order_actors.clone()),
             Box::new(refunds.clone()),
+            Box::new(deadlines_fired.clone()),
+            Box::new(pending_deadlines.clone()),
+            Box::new(trades_closed.clone()),
+            Box::new(late_payments.clone()),
+            Box::new(reconciliation_hits.clone()),
         ] {
             registry.register(metric).expect("registered once");
         }
@@ -53,6 +91,11 @@ impl Metrics {
             notifies,
             live_order_actors,
             refunds,
+            deadlines_fired,
+            pending_deadlines,
+            trades_closed,
+            late_payments,
+            reconciliation_hits,
         }
     }
 
@@ -75,5 +118,21 @@ impl Default for Metrics {
 impl wallyt_pay_actors::ports::Observer for Metrics {
     fn refund(&self, outcome: &'static str) {
         self.refunds.with_label_values(&[outcome]).inc();
+    }
+
+    fn deadline_fired(&self, kind: &'static str) {
+        self.deadlines_fired.with_label_values(&[kind]).inc();
+    }
+
+    fn trade_closed(&self) {
+        self.trades_closed.inc();
+    }
+
+    fn late_payment(&self, outcome: &'static str) {
+        self.late_payments.with_label_values(&[outcome]).inc();
+    }
+
+    fn reconciliation_hit(&self) {
+        self.reconciliation_hits.inc();
     }
 }

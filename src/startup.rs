@@ -134,6 +134,9 @@ impl Application {
                 prepay_ttl: settings.prepay_ttl,
                 idle_timeout: settings.order_actor_idle,
                 refund_poll_base: settings.refund_poll_interval,
+                query_schedule: settings.query_schedule.clone(),
+                expiry_grace: settings.expiry_grace,
+                sweep_interval: settings.expiry_sweep_interval,
                 ..EngineConfig::default()
             },
         );

@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod engine;
+pub mod expiry;
 pub mod money;
 pub mod order;
 pub mod payment;
@@ -27,6 +28,6 @@ pub use money::{Fen, MoneyError};
 pub use order::{CancelReason, Order, OrderItem, OrderLine, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Ticket};
 pub use ports::{CatalogStore, StoreError, UserStore};
-pub use refund::{Refund, RefundStatus};
+pub use refund::{Refund, RefundKind, RefundStatus};
 pub use time::{Clock, SystemClock, UnixMillis};
 pub use user::User;

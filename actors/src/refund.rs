@@ -47,6 +47,36 @@ impl RefundStatus {
     }
 }
 
+/// Why a refund exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefundKind {
+    /// The buyer asked for it.
+    Requested,
+    /// Paid after the order expired, with no stock left to honour it.
+    LatePayment,
+    /// A second trade paid for an order another trade had already confirmed.
+    DoublePayment,
+}
+
+impl RefundKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundKind::Requested => "REQUESTED",
+            RefundKind::LatePayment => "LATE_PAYMENT",
+            RefundKind::DoublePayment => "DOUBLE_PAYMENT",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<RefundKind> {
+        match value {
+            "REQUESTED" => Some(RefundKind::Requested),
+            "LATE_PAYMENT" => Some(RefundKind::LatePayment),
+            "DOUBLE_PAYMENT" => Some(RefundKind::DoublePayment),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
     pub id: i64,
@@ -58,6 +88,7 @@ pub struct Refund {
     pub amount: Fen,
     pub reason: Option<String>,
     pub status: RefundStatus,
+    pub kind: RefundKind,
     pub attempts: i64,
     pub created_at: UnixMillis,
     pub finished_at: Option<UnixMillis>,

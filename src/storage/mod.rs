@@ -4,6 +4,7 @@
 //! only the migrations differ per backend.
 
 mod catalog;
+mod expiry;
 pub mod idempotency;
 mod orders;
 mod refunds;

@@ -16,7 +16,7 @@ use wallyt_pay_actors::{
     StoreError, Ticket, UnixMillis,
 };
 
-use super::{column, refunds, store_error, Database};
+use super::{column, expiry, refunds, store_error, Database};
 
 const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
@@ -94,6 +94,33 @@ pub(super) async fn items_in(
         })
     })
     .collect()
+}
+
+/// One ticket per unit bought, each with its own code.
+pub(super) async fn issue_tickets(
+    tx: &mut Transaction<'_, Any>,
+    order_id: i64,
+    items: &[OrderItem],
+    now: UnixMillis,
+) -> Result<usize, StoreError> {
+    let mut issued = 0;
+    for item in items {
+        for _ in 0..item.quantity {
+            sqlx::query(
+                "INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) \
+                 VALUES ($1, $2, $3, 'VALID', $4)",
+            )
+            .bind(order_id)
+            .bind(item.ticket_type_id)
+            .bind(ticket_code())
+            .bind(now.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+            issued += 1;
+        }
+    }
+    Ok(issued)
 }
 
 async fn rows<'q>(
@@ -347,7 +374,6 @@ impl OrderStore for Database {
             return Ok(ApplyOutcome::PaidButOrderNot { order_status });
         }
         let items = items_in(&mut tx, payment.order_id).await?;
-        let mut tickets = 0;
         for item in &items {
             let sell = sqlx::query(
                 "UPDATE ticket_types SET reserved = reserved - $1, sold = sold + $2, updated_at = $3 \
@@ -364,21 +390,8 @@ impl OrderStore for Database {
                     item.ticket_type_id, payment.order_id
                 )));
             }
-            for _ in 0..item.quantity {
-                sqlx::query(
-                    "INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) \
-                     VALUES ($1, $2, $3, 'VALID', $4)",
-                )
-                .bind(payment.order_id)
-                .bind(item.ticket_type_id)
-                .bind(ticket_code())
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                tickets += 1;
-            }
         }
+        let tickets = issue_tickets(&mut tx, payment.order_id, &items, now).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(ApplyOutcome::Confirmed { tickets })
     }
@@ -440,5 +453,17 @@ impl OrderStore for Database {
         now: UnixMillis,
     ) -> Result<FinishOutcome, StoreError> {
         refunds::finish(self, refund_id, result, now).await
+    }
+
+    async fn open_deadlines(&self) -> Result<Vec<wallyt_pay_actors::expiry::Deadline>, StoreError> {
+        expiry::open_deadlines(self).await
+    }
+
+    async fn expire_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
+        expiry::expire_order(self, order_id, now).await
+    }
+
+    async fn revive_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
+        expiry::revive_order(self, order_id, now).await
     }
 }

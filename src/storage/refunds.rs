@@ -6,16 +6,17 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{BeginRefundError, FinishOutcome, NewRefund, RefundResult};
-use wallyt_pay_actors::{Fen, Refund, RefundStatus, StoreError, UnixMillis};
+use wallyt_pay_actors::{Fen, Refund, RefundKind, RefundStatus, StoreError, UnixMillis};
 
 use super::orders::items_in;
 use super::{column, store_error, Database};
 
 const REFUND_COLUMNS: &str = "id, order_id, payment_id, out_refund_no, refund_id, amount_fen, \
-                              reason, status, attempts, created_at, finished_at";
+                              reason, status, kind, attempts, created_at, finished_at";
 
 fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
     let status: String = column(row, "status")?;
+    let kind: String = column(row, "kind")?;
     Ok(Refund {
         id: column(row, "id")?,
         order_id: column(row, "order_id")?,
@@ -26,6 +27,8 @@ fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
         reason: column(row, "reason")?,
         status: RefundStatus::parse(&status)
             .ok_or_else(|| StoreError::Other(format!("unknown refund status {status}")))?,
+        kind: RefundKind::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("unknown refund kind {kind}")))?,
         attempts: column(row, "attempts")?,
         created_at: UnixMillis(column(row, "created_at")?),
         finished_at: column::<Option<i64>>(row, "finished_at")?.map(UnixMillis),
@@ -87,8 +90,19 @@ pub async fn begin(
         .fetch_optional(&mut *tx)
         .await
         .map_err(store_error)?;
-    if status.as_deref() != Some("CONFIRMED") {
+    // A buyer refunds a confirmed order; the engine's own refunds return money whatever
+    // the order's state.
+    if new.kind == RefundKind::Requested && status.as_deref() != Some("CONFIRMED") {
         return Err(BeginRefundError::NotConfirmed);
+    }
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM refunds WHERE out_refund_no = $1")
+            .bind(&new.out_refund_no)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+    if existing.is_some() {
+        return Err(BeginRefundError::Exists(new.out_refund_no.clone()));
     }
     let commit = sqlx::query(
         "UPDATE payments SET refund_committed_fen = refund_committed_fen + $1, updated_at = $2 \
@@ -114,14 +128,15 @@ pub async fn begin(
     }
     let row = sqlx::query(&format!(
         "INSERT INTO refunds (order_id, payment_id, out_refund_no, amount_fen, reason, status, \
-           attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'PROCESSING', 0, $6, $7) RETURNING {REFUND_COLUMNS}"
+           kind, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'PROCESSING', $6, 0, $7, $8) RETURNING {REFUND_COLUMNS}"
     ))
     .bind(new.order_id)
     .bind(new.payment_id)
     .bind(&new.out_refund_no)
     .bind(new.amount.get())
     .bind(new.reason.as_deref())
+    .bind(new.kind.as_str())
     .bind(now.0)
     .bind(now.0)
     .fetch_one(&mut *tx)
@@ -167,7 +182,8 @@ pub async fn finish(
     .map_err(store_error)?;
     let refund = refund_from_row(&row)?;
     let (status, gateway_id, finished_at) = match result {
-        RefundResult::Success { refund_id, at } => ("SUCCESS", refund_id.as_deref(), *at),
+        // Our own clock: the gateway's refund_time has whole seconds only.
+        RefundResult::Success { refund_id, .. } => ("SUCCESS", refund_id.as_deref(), now),
         RefundResult::Fail => ("FAIL", None, now),
         RefundResult::Change => ("CHANGE", None, now),
     };

@@ -3,16 +3,20 @@
 //! every state change is one store transaction with guarded updates, so even without those
 //! two the database would refuse a double confirmation or an oversell.
 
+use super::deadlines;
 use super::error::ActorError;
+use super::expiry_scheduler::Schedule;
 use super::gateway_supervisor::{CloseTrade, CreatePrepay, QueryTrade};
 use super::messages::{Prepay, PrepayAnswer};
+use super::refunds::refund_automatically;
 use super::Engine;
-use crate::order::{Order, OrderStatus};
+use crate::order::{CancelReason, Order, OrderStatus};
 use crate::payment::{Payment, PaymentStatus};
 use crate::ports::{
     ApplyOutcome, GatewayFailure, NewPaymentEvent, NewPrepay, PaymentApplication, PrepayRequest,
     StoreError, TradeStatus,
 };
+use crate::refund::RefundKind;
 use crate::time::UnixMillis;
 
 async fn load(engine: &Engine, order_id: i64) -> Result<Order, ActorError> {
@@ -86,10 +90,15 @@ pub async fn prepay(
         prepay_expires_at: time_expire,
     };
     match engine.store.insert_prepay(&prepay, now).await {
-        Ok(payment) => Ok(PrepayAnswer {
-            payment,
-            reused: false,
-        }),
+        Ok(payment) => {
+            for deadline in deadlines::for_prepay(engine, &payment) {
+                engine.expiry.do_send(Schedule(deadline));
+            }
+            Ok(PrepayAnswer {
+                payment,
+                reused: false,
+            })
+        }
         Err(StoreError::Conflict(_)) => Err(ActorError::InvalidOrderStatus(
             "the order changed while the prepay was created".into(),
         )),
@@ -106,7 +115,7 @@ fn describe(order: &Order, now: UnixMillis) -> &'static str {
 
 /// Closes an open trade at the gateway, then in the store. A trade the customer paid after all
 /// is applied instead, and the caller learns the order is no longer payable.
-async fn close_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorError> {
+pub(super) async fn close_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorError> {
     let closed = engine
         .gateway
         .send(CloseTrade(payment.out_trade_no.clone()))
@@ -130,28 +139,48 @@ async fn close_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorErro
     }
 }
 
-/// Asks the gateway about one trade and applies a payment it reports, exactly as a notify.
-async fn sync_trade(engine: &Engine, payment: &Payment) -> Result<(), ActorError> {
-    let status = engine
+/// Asks the gateway about one trade.
+pub(super) async fn query_trade(
+    engine: &Engine,
+    payment: &Payment,
+) -> Result<TradeStatus, ActorError> {
+    engine
         .gateway
         .send(QueryTrade(payment.out_trade_no.clone()))
         .await
-        .map_err(mailbox)??;
-    if let TradeStatus::Paid {
+        .map_err(mailbox)?
+        .map_err(ActorError::from)
+}
+
+/// Applies a payment the gateway reported for this trade, exactly as a notify. Answers
+/// whether there was one.
+pub(super) async fn apply_reported(
+    engine: &Engine,
+    payment: &Payment,
+    status: TradeStatus,
+) -> Result<bool, ActorError> {
+    let TradeStatus::Paid {
         transaction_id,
         amount,
         paid_at,
     } = status
-    {
-        let application = PaymentApplication {
-            out_trade_no: payment.out_trade_no.clone(),
-            transaction_id,
-            amount,
-            paid_at,
-        };
-        apply_paid(engine, payment.order_id, application, "query").await?;
-    }
-    Ok(())
+    else {
+        return Ok(false);
+    };
+    let application = PaymentApplication {
+        out_trade_no: payment.out_trade_no.clone(),
+        transaction_id,
+        amount,
+        paid_at,
+    };
+    apply_paid(engine, payment.order_id, application, "query").await?;
+    Ok(true)
+}
+
+/// Asks the gateway about one trade and applies a payment it reports.
+async fn sync_trade(engine: &Engine, payment: &Payment) -> Result<bool, ActorError> {
+    let status = query_trade(engine, payment).await?;
+    apply_reported(engine, payment, status).await
 }
 
 /// Applies a verified payment and records what came of it.
@@ -164,7 +193,7 @@ pub async fn apply_paid(
     let now = engine.clock.now();
     let outcome = engine.store.apply_payment(&application, now).await?;
     let otn = application.out_trade_no.as_str();
-    let verdict = match &outcome {
+    let verdict: &str = match &outcome {
         ApplyOutcome::Confirmed { tickets } => {
             tracing::info!(
                 event = "order.confirmed",
@@ -177,15 +206,14 @@ pub async fn apply_paid(
         }
         ApplyOutcome::AlreadyApplied => "duplicate",
         ApplyOutcome::PaidButOrderNot { order_status } => {
-            // The money is recorded on its payment; refunding it is the late-payment policy's job.
-            tracing::error!(
+            tracing::warn!(
                 event = "wallyt.notify.late_payment",
                 order_id,
                 out_trade_no = otn,
                 order_status = order_status.as_str(),
                 source,
             );
-            "paid_order_not_pending"
+            money_without_an_order(engine, order_id, otn, *order_status).await?
         }
         ApplyOutcome::AmountMismatch { expected } => {
             tracing::error!(
@@ -216,6 +244,57 @@ pub async fn apply_paid(
     Ok(outcome)
 }
 
+/// The late-payment policy. Money paid for an order that expired is honoured if the stock can
+/// be taken again (the order is confirmed and ticketed after all); otherwise it goes back in
+/// full. Money paid by a second trade for an order already confirmed goes back in full. Either
+/// way it is recorded first and never silently kept.
+async fn money_without_an_order(
+    engine: &Engine,
+    order_id: i64,
+    out_trade_no: &str,
+    order_status: OrderStatus,
+) -> Result<&'static str, ActorError> {
+    let kind = match order_status {
+        OrderStatus::Cancelled => {
+            let order = load(engine, order_id).await?;
+            let expired = order.cancel_reason == Some(CancelReason::Expired);
+            if expired
+                && engine
+                    .store
+                    .revive_order(order_id, engine.clock.now())
+                    .await?
+            {
+                tracing::info!(
+                    event = "wallyt.notify.late_payment",
+                    order_id,
+                    out_trade_no,
+                    action = "reconfirmed"
+                );
+                engine.observer.late_payment("reconfirmed");
+                return Ok("late_payment_reconfirmed");
+            }
+            RefundKind::LatePayment
+        }
+        OrderStatus::Confirmed | OrderStatus::Pending => RefundKind::DoublePayment,
+    };
+    tracing::warn!(
+        event = "wallyt.notify.late_payment",
+        order_id,
+        out_trade_no,
+        action = "refund",
+        kind = kind.as_str()
+    );
+    engine.observer.late_payment(match kind {
+        RefundKind::DoublePayment => "double_refunded",
+        _ => "refunded",
+    });
+    refund_automatically(engine, order_id, out_trade_no, kind).await?;
+    Ok(match kind {
+        RefundKind::DoublePayment => "double_payment_refunding",
+        _ => "late_payment_refunding",
+    })
+}
+
 /// For a pending order with an open prepay: one gateway query, applied if paid.
 pub async fn sync_with_gateway(engine: &Engine, order_id: i64) -> Result<(), ActorError> {
     let now = engine.clock.now();
@@ -229,7 +308,7 @@ pub async fn sync_with_gateway(engine: &Engine, order_id: i64) -> Result<(), Act
         .rev()
         .find(|p| p.status == PaymentStatus::NotPay)
     {
-        Some(open) if open.reusable(now) => sync_trade(engine, open).await,
+        Some(open) if open.reusable(now) => sync_trade(engine, open).await.map(drop),
         _ => Ok(()),
     }
 }

@@ -64,3 +64,12 @@ pub struct CheckRefund {
 impl Message for CheckRefund {
     type Result = Result<RefundStatus, ActorError>;
 }
+
+/// A deadline of this order has come (the ExpiryScheduler's message, via the registry).
+/// Answers the deadlines that follow from it (the next active query, a retry).
+#[derive(Debug, Clone, Copy)]
+pub struct Expire(pub crate::expiry::DeadlineKind);
+
+impl Message for Expire {
+    type Result = Result<Vec<crate::expiry::Deadline>, ActorError>;
+}

@@ -3,7 +3,9 @@
 //! client ([`GatewaySupervisor`]) and the cross-node leases ([`LockSupervisor`]). The logic of
 //! each message is in [`flows`]; the actors only decide *when* it runs.
 
+pub mod deadlines;
 pub mod error;
+pub mod expiry_scheduler;
 pub mod flows;
 pub mod gateway_supervisor;
 pub mod local_locks;
@@ -24,12 +26,13 @@ use std::time::Duration;
 use crate::ports::{Observer, OrderStore};
 use crate::time::Clock;
 use error::ActorError;
+use expiry_scheduler::ExpiryScheduler;
 use gateway_supervisor::GatewaySupervisor;
 use lock_supervisor::{Acquire, LockSupervisor, Release};
 use refund_poller::RefundPoller;
 
 pub use error::ActorError as EngineError;
-pub use messages::{ApplyPaid, CheckRefund, Prepay, PrepayAnswer, Refund, SyncWithGateway};
+pub use messages::{ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, SyncWithGateway};
 pub use order_actor::OrderActor;
 pub use registry::{LiveActors, Lookup, OrderRegistry};
 
@@ -48,6 +51,12 @@ pub struct EngineConfig {
     pub description: String,
     /// The first wait of the refund poller; later ones back off from it.
     pub refund_poll_base: Duration,
+    /// When an open prepay is queried (after its creation) in case its notify was lost.
+    pub query_schedule: Vec<Duration>,
+    /// How long past a deadline to wait before acting (lets an in-flight notify land first).
+    pub expiry_grace: Duration,
+    /// How often the store is swept for deadlines the timer service does not know.
+    pub sweep_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +70,9 @@ impl Default for EngineConfig {
             lease_wait: Duration::from_secs(5),
             description: "Event tickets".into(),
             refund_poll_base: Duration::from_secs(1),
+            query_schedule: [10, 30, 60, 180, 300].map(Duration::from_secs).to_vec(),
+            expiry_grace: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(30),
         }
     }
 }
@@ -74,6 +86,7 @@ pub struct Engine {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<EngineConfig>,
     pub refund_poller: Addr<RefundPoller>,
+    pub expiry: Addr<ExpiryScheduler>,
     pub observer: Arc<dyn Observer>,
 }
 

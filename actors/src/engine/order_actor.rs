@@ -6,12 +6,16 @@
 use actix::prelude::*;
 use std::time::Instant;
 
+use super::deadlines;
 use super::error::ActorError;
 use super::flows;
-use super::messages::{ApplyPaid, CheckRefund, Prepay, PrepayAnswer, Refund, SyncWithGateway};
+use super::messages::{
+    ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, SyncWithGateway,
+};
 use super::refunds;
 use super::registry::{ActorStopped, OrderRegistry};
 use super::Engine;
+use crate::expiry::Deadline;
 use crate::ports::ApplyOutcome;
 use crate::refund::{Refund as RefundRecord, RefundStatus};
 
@@ -150,6 +154,23 @@ impl Handler<CheckRefund> for OrderActor {
             async move {
                 engine
                     .with_lease(order_id, refunds::check(&engine, msg.refund_id))
+                    .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<Expire> for OrderActor {
+    type Result = AtomicResponse<Self, Result<Vec<Deadline>, ActorError>>;
+
+    fn handle(&mut self, Expire(kind): Expire, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch(ctx);
+        let (engine, order_id) = (self.engine.clone(), self.order_id);
+        AtomicResponse::new(Box::pin(
+            async move {
+                engine
+                    .with_lease(order_id, deadlines::expire(&engine, order_id, kind))
                     .await
             }
             .into_actor(self),

@@ -16,7 +16,9 @@ use crate::ports::{
     BeginRefundError, FinishOutcome, GatewayFailure, NewPaymentEvent, NewRefund, RefundProgress,
     RefundRequest, RefundResult,
 };
-use crate::refund::{refund_amount, refundable, Refund, RefundRequestError, RefundStatus};
+use crate::refund::{
+    refund_amount, refundable, Refund, RefundKind, RefundRequestError, RefundStatus,
+};
 
 /// Outcome queries before the first answer; the rest is the poller's.
 const BRIEF_QUERIES: usize = 3;
@@ -73,6 +75,7 @@ pub async fn refund(
         out_refund_no: format!("RF{order_id}_{}", now.0),
         amount,
         reason: msg.reason,
+        kind: RefundKind::Requested,
     };
     let refund = engine
         .store
@@ -85,6 +88,7 @@ pub async fn refund(
             BeginRefundError::NotConfirmed => {
                 ActorError::InvalidOrderStatus("only CONFIRMED orders can be refunded".into())
             }
+            BeginRefundError::Exists(no) => ActorError::Busy(format!("refund {no} exists already")),
             BeginRefundError::Store(e) => e.into(),
         })?;
     tracing::info!(
@@ -94,6 +98,54 @@ pub async fn refund(
         amount = refund.amount.get(),
     );
     drive(engine, payment, refund).await
+}
+
+/// Returns a payment the order should not keep (late, or a second trade), in full, under a
+/// number derived from the payment — so doing it twice finds the first refund instead.
+pub async fn refund_automatically(
+    engine: &Engine,
+    order_id: i64,
+    out_trade_no: &str,
+    kind: RefundKind,
+) -> Result<(), ActorError> {
+    let Some(payment) = engine.store.payment_by_out_trade_no(out_trade_no).await? else {
+        return Ok(());
+    };
+    let new = NewRefund {
+        order_id,
+        payment_id: payment.id,
+        out_refund_no: format!("RF{order_id}_P{}", payment.id),
+        amount: refundable(payment.amount, payment.refund_committed),
+        reason: Some(kind.as_str().to_owned()),
+        kind,
+    };
+    let refund = match engine.store.begin_refund(&new, engine.clock.now()).await {
+        Ok(refund) => refund,
+        Err(BeginRefundError::Exists(_)) | Err(BeginRefundError::Exceeded { .. }) => {
+            let refunds = engine.store.refunds(order_id).await?;
+            match refunds
+                .into_iter()
+                .find(|r| r.out_refund_no == new.out_refund_no)
+            {
+                Some(existing) if existing.status == RefundStatus::Processing => existing,
+                _ => return Ok(()),
+            }
+        }
+        Err(BeginRefundError::NotConfirmed) => return Ok(()),
+        Err(BeginRefundError::Store(error)) => return Err(error.into()),
+    };
+    tracing::info!(
+        event = "wallyt.refund.requested",
+        order_id,
+        out_refund_no = %refund.out_refund_no,
+        amount = refund.amount.get(),
+        kind = kind.as_str(),
+    );
+    // The outcome is the poller's if not known at once; the money is recorded either way.
+    if let Err(error) = drive(engine, &payment, refund).await {
+        tracing::warn!(event = "wallyt.refund.unknown", order_id, %error);
+    }
+    Ok(())
 }
 
 /// Sends (or resends) the refund, then asks briefly for its outcome.

@@ -162,6 +162,18 @@ impl OrderStore for FakeStore {
             crate::refund::RefundStatus::Success,
         ))
     }
+
+    async fn open_deadlines(&self) -> Result<Vec<crate::expiry::Deadline>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn expire_order(&self, _: i64, _: UnixMillis) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn revive_order(&self, _: i64, _: UnixMillis) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 struct SlowGateway {
@@ -241,6 +253,13 @@ fn registry(
     };
     let store: Arc<dyn OrderStore> = Arc::new(store);
     let engine = Engine {
+        expiry: super::expiry_scheduler::ExpiryScheduler::new(
+            None,
+            Arc::new(SystemClock),
+            Duration::from_secs(3600),
+            Arc::new(AtomicUsize::new(0)),
+        )
+        .start(),
         refund_poller: super::refund_poller::RefundPoller::new(
             store.clone(),
             Duration::from_secs(1),

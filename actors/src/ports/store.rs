@@ -117,6 +117,7 @@ pub struct NewRefund {
     pub out_refund_no: String,
     pub amount: Fen,
     pub reason: Option<String>,
+    pub kind: crate::refund::RefundKind,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,10 @@ pub enum BeginRefundError {
     Exceeded { refundable: Fen },
     #[error("the order is not CONFIRMED")]
     NotConfirmed,
+    /// A refund with this out_refund_no exists already (the engine's own refunds are keyed
+    /// deterministically, so a second attempt finds the first).
+    #[error("refund {0} exists already")]
+    Exists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -229,4 +234,15 @@ pub trait OrderStore: Send + Sync {
         result: &RefundResult,
         now: UnixMillis,
     ) -> Result<FinishOutcome, StoreError>;
+    /// Every open deadline the store implies: PENDING orders (their `expiresAt`) and NOTPAY
+    /// payments (their prepay's `time_expire`). The timer service is rebuilt from these.
+    async fn open_deadlines(&self) -> Result<Vec<crate::expiry::Deadline>, StoreError>;
+
+    /// In one transaction: a PENDING order with no open (NOTPAY) trade left becomes CANCELLED
+    /// (EXPIRED) and its reservation goes back (reserved → available). Answers whether it did.
+    async fn expire_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
+
+    /// A late payment for an order CANCELLED as EXPIRED: takes its stock again (available →
+    /// sold), confirms it and issues its tickets, all or nothing. Answers whether it could.
+    async fn revive_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
 }

@@ -34,6 +34,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let live = i64::try_from(state.engine.live_actors()).unwrap_or(i64::MAX);
     state.metrics.live_order_actors.set(live);
+    let pending = i64::try_from(state.engine.pending_deadlines()).unwrap_or(i64::MAX);
+    state.metrics.pending_deadlines.set(pending);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
