@@ -237,6 +237,23 @@ async fn record_success(
     .bind(now.0)
     .bind(refund.payment_id);
     affected(tx, payment).await?;
+    match refund.kind {
+        // A second trade's money is not the order's: the order does not change.
+        RefundKind::DoublePayment => return Ok(false),
+        RefundKind::LatePayment => {
+            let late = sqlx::query(
+                "UPDATE orders SET refunded_fen = refunded_fen + $1, \
+                 cancel_reason = 'LATE_PAYMENT_REFUNDED', updated_at = $2 \
+                 WHERE id = $3 AND status = 'CANCELLED'",
+            )
+            .bind(amount)
+            .bind(now.0)
+            .bind(refund.order_id);
+            affected(tx, late).await?;
+            return Ok(false);
+        }
+        RefundKind::Requested => {}
+    }
     let order = sqlx::query(
         "UPDATE orders SET refunded_fen = refunded_fen + $1, updated_at = $2 WHERE id = $3",
     )

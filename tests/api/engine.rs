@@ -3,14 +3,12 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use std::net::TcpListener;
 use std::time::Duration;
 use wallyt_pay::redis::RedisLocks;
 use wallyt_pay::sandbox::notify::notify_message;
-use wallyt_pay::sandbox::{Sandbox, SandboxConfig};
 use wallyt_pay_actors::ports::LockManager;
 
-use crate::helpers::{expect_status, purchase, Backend, TestApp};
+use crate::helpers::{expect_status, purchase, Backend, Gateway, TestApp};
 
 async fn live_actors(app: &TestApp) -> i64 {
     let text = app.get("/metrics").await.text().await.unwrap();
@@ -118,21 +116,12 @@ async fn two_nodes_with_redis_confirm_once() {
         return;
     }
     // One gateway for both nodes; notifies are sent by the test, to both.
-    let sandbox = Sandbox::new(SandboxConfig::generated());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    tokio::spawn(sandbox.clone().serve(listener).unwrap());
-    let key = secrecy::ExposeSecret::expose_secret(&sandbox.config().key).to_owned();
-    let sandbox_base = gateway.clone();
+    let gateway = Gateway::start();
+    let sandbox = gateway.sandbox.clone();
+    let wallyt = gateway.vars();
     let node_vars = move |vars: &mut std::collections::HashMap<String, String>| {
+        wallyt(vars);
         vars.insert("REDIS_URL".into(), redis.clone());
-        vars.insert("WALLYT_API_URL".into(), format!("{gateway}/pay/gateway"));
-        vars.insert("WALLYT_MCH_ID".into(), "7551000001".into());
-        vars.insert("WALLYT_SECRET_KEY".into(), key.clone());
-        vars.insert(
-            "WALLYT_NOTIFY_URL".into(),
-            "http://127.0.0.1:9/payments/wallyt/notify".into(),
-        );
     };
     let a = TestApp::spawn_with(Backend::Postgres, node_vars.clone())
         .await
@@ -155,12 +144,7 @@ async fn two_nodes_with_redis_confirm_once() {
     )
     .await;
     let otn = prepay["data"]["outTradeNo"].as_str().unwrap().to_owned();
-    let paid = reqwest::Client::new()
-        .post(format!("{sandbox_base}/sandbox/trades/{otn}/pay"))
-        .send()
-        .await
-        .unwrap();
-    assert!(paid.status().is_success());
+    gateway.pay(&otn, false).await;
     let (_, body) = notify_message(&sandbox, &otn, None).expect("the trade is paid");
 
     let sends = (0..20).map(|i| {

@@ -107,6 +107,9 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut HashMap<String, String>),
     ) -> Option<TestApp> {
+        if std::env::var("TEST_LOG").is_ok() {
+            wallyt_pay::telemetry::init(wallyt_pay::config::LogFormat::Pretty);
+        }
         let (database_url, db_dir) = fresh_database_url(backend).await?;
         let wechat = MockServer::start().await;
         let mut vars: HashMap<String, String> = [
@@ -412,4 +415,56 @@ pub async fn paid_purchase(app: &TestApp, stock: i64, quantity: i64) -> (Purchas
     let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
     assert_eq!(order["status"], json!("CONFIRMED"));
     (p, otn)
+}
+
+/// A standalone sandbox gateway that outlives app instances (restarts, several nodes). Its
+/// notify URL is a dead end: tests pay through its controls and deliver notifies themselves.
+pub struct Gateway {
+    pub sandbox: wallyt_pay::sandbox::Sandbox,
+    pub base: String,
+    key: String,
+}
+
+impl Gateway {
+    pub fn start() -> Gateway {
+        use wallyt_pay::sandbox::{Sandbox, SandboxConfig};
+        let sandbox = Sandbox::new(SandboxConfig::generated());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(sandbox.clone().serve(listener).unwrap());
+        let key = secrecy::ExposeSecret::expose_secret(&sandbox.config().key).to_owned();
+        Gateway { sandbox, base, key }
+    }
+
+    /// The variables that point an app at this gateway.
+    pub fn vars(&self) -> impl Fn(&mut HashMap<String, String>) + Clone + Send + 'static {
+        let (base, key) = (self.base.clone(), self.key.clone());
+        move |vars| {
+            vars.insert("WALLYT_API_URL".into(), format!("{base}/pay/gateway"));
+            vars.insert("WALLYT_MCH_ID".into(), "7551000001".into());
+            vars.insert("WALLYT_SECRET_KEY".into(), key.clone());
+            vars.insert(
+                "WALLYT_NOTIFY_URL".into(),
+                "http://127.0.0.1:9/payments/wallyt/notify".into(),
+            );
+        }
+    }
+
+    pub async fn pay(&self, out_trade_no: &str, force: bool) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/sandbox/trades/{out_trade_no}/pay", self.base))
+            .json(&json!({ "force": force }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+
+    pub fn trade(&self, out_trade_no: &str) -> wallyt_pay::sandbox::state::Trade {
+        self.sandbox.with_state(|s| s.trades[out_trade_no].clone())
+    }
 }

@@ -8,6 +8,7 @@ mod builtin_sandbox;
 mod catalog;
 mod engine;
 mod errors;
+mod expiry;
 mod health;
 mod login;
 mod notify;

@@ -5,7 +5,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{expect_error, expect_status, paid_purchase, purchase, Backend, TestApp};
+use crate::helpers::{
+    expect_error, expect_status, paid_purchase, purchase, Backend, Gateway, TestApp,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -165,23 +167,13 @@ async fn a_processing_refund_is_finished_in_the_background() {
 #[tokio::test]
 async fn processing_refunds_survive_a_restart() {
     // One gateway outlives both app instances; the first never polls by itself.
-    let sandbox =
-        wallyt_pay::sandbox::Sandbox::new(wallyt_pay::sandbox::SandboxConfig::generated());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    tokio::spawn(sandbox.clone().serve(listener).unwrap());
-    let key = secrecy::ExposeSecret::expose_secret(&sandbox.config().key).to_owned();
-    let controls = format!("{gateway}/sandbox");
+    let gateway = Gateway::start();
+    let sandbox = gateway.sandbox.clone();
+    let wallyt = gateway.vars();
     let node = move |poll: &'static str| {
-        let (gateway, key) = (gateway.clone(), key.clone());
+        let wallyt = wallyt.clone();
         move |vars: &mut std::collections::HashMap<String, String>| {
-            vars.insert("WALLYT_API_URL".into(), format!("{gateway}/pay/gateway"));
-            vars.insert("WALLYT_MCH_ID".into(), "7551000001".into());
-            vars.insert("WALLYT_SECRET_KEY".into(), key);
-            vars.insert(
-                "WALLYT_NOTIFY_URL".into(),
-                "http://127.0.0.1:9/payments/wallyt/notify".into(),
-            );
+            wallyt(vars);
             vars.insert("REFUND_POLL_INTERVAL".into(), poll.into());
         }
     };
@@ -199,12 +191,7 @@ async fn processing_refunds_survive_a_restart() {
         s.global_faults.notify_drop = Some(true);
         s.global_faults.refund_processing_queries = Some(5);
     });
-    let paid = reqwest::Client::new()
-        .post(format!("{controls}/trades/{otn}/pay"))
-        .send()
-        .await
-        .unwrap();
-    assert!(paid.status().is_success());
+    gateway.pay(&otn, false).await;
     // The status query finds the payment (the notify was dropped).
     assert_eq!(
         first.status(&p.token, &p.order).await["status"],

@@ -54,6 +54,7 @@ pub async fn create(
             }
             CreateOrderError::Store(e) => e.into(),
         })?;
+    state.engine.watch_order(order.id, order.expires_at);
     tracing::info!(
         event = "order.created",
         order_id = order.id,

@@ -1,0 +1,362 @@
+//! Timers over real HTTP with TTLs of seconds: unpaid prepays are closed, unpaid orders expire
+//! and give their stock back, lost notifies are found, late money is honoured or returned, and
+//! none of it depends on one process staying alive.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{expect_status, purchase, Backend, Gateway, Purchase, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(an_unpaid_prepay_closes_and_the_order_expires);
+
+fn short_ttls(vars: &mut std::collections::HashMap<String, String>) {
+    vars.insert("PREPAY_TTL".into(), "2s".into());
+    vars.insert("ORDER_TTL".into(), "4s".into());
+    vars.insert("EXPIRY_GRACE".into(), "100ms".into());
+    vars.insert("QUERY_SCHEDULE".into(), "".into());
+}
+
+async fn prepay(app: &TestApp, p: &Purchase) -> String {
+    let response = app.prepay(&p.token, &p.order, &p.openid).await;
+    expect_status(response, StatusCode::OK).await["data"]["outTradeNo"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls until `check` holds or `within` passes; answers the last value seen.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, Value)>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let (done, value) = check().await;
+        if done || Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn an_unpaid_prepay_closes_and_the_order_expires(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_sandbox(backend, short_ttls).await else {
+        return;
+    };
+    let p = purchase(&app, 10, 3).await;
+    let otn = prepay(&app, &p).await;
+
+    let trade = eventually(Duration::from_secs(5), || async {
+        let trade = app.sandbox_trade(&otn).await;
+        (trade["close_calls"] == json!(1), trade)
+    })
+    .await;
+    assert_eq!(trade["state"], json!("CLOSED"));
+    assert_eq!(trade["close_calls"], json!(1));
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(order["payment"]["status"], json!("CLOSED"));
+
+    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["status"], json!("CANCELLED"));
+    assert_eq!(order["cancelReason"], json!("EXPIRED"));
+    assert!(order["cancelledAt"].is_string());
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 10, "available": 10, "reserved": 0, "sold": 0 })
+    );
+    assert_eq!(
+        app.sandbox_trade(&otn).await["close_calls"],
+        json!(1),
+        "closed once"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("expiry_deadlines_fired_total{kind=\"order\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wallyt_trades_closed_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_order_without_a_prepay_expires_without_the_gateway() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
+        .await
+        .unwrap();
+    let p = purchase(&app, 5, 2).await;
+    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["cancelReason"], json!("EXPIRED"));
+    assert_eq!(app.stock(&p.ticket_type).await["available"], json!(5));
+    let trades: Value = app.get("/sandbox/trades").await.json().await.unwrap();
+    assert_eq!(trades, json!([]));
+}
+
+#[tokio::test]
+async fn paid_just_before_expiry_with_the_notify_dropped_is_confirmed() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
+        .await
+        .unwrap();
+    app.sandbox_faults(None, json!({ "notify_drop": true }))
+        .await;
+    let p = purchase(&app, 5, 1).await;
+    let otn = prepay(&app, &p).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(app.sandbox_pay(&otn).await.status().is_success());
+    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    assert_eq!(
+        order["status"],
+        json!("CONFIRMED"),
+        "the expiry query found the payment"
+    );
+    assert_eq!(order["tickets"].as_array().unwrap().len(), 1);
+    // Well past the order's own deadline it stays confirmed, and nothing was closed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        app.order(&p.token, &p.order).await["status"],
+        json!("CONFIRMED")
+    );
+    assert_eq!(app.sandbox_trade(&otn).await["close_calls"], json!(0));
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 5, "available": 4, "reserved": 0, "sold": 1 })
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_notify_is_found_without_anyone_polling() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        vars.insert("QUERY_SCHEDULE".into(), "300ms,800ms,2s".into());
+    })
+    .await
+    .unwrap();
+    app.sandbox_faults(None, json!({ "notify_drop": true }))
+        .await;
+    let p = purchase(&app, 5, 1).await;
+    let otn = prepay(&app, &p).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.sandbox_pay(&otn).await;
+    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    assert_eq!(order["status"], json!("CONFIRMED"));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("reconciliation_hits_total 1"), "{metrics}");
+}
+
+/// Lets the order expire (trade closed, stock released), then has the customer pay anyway.
+async fn pay_after_expiry(app: &TestApp, p: &Purchase, otn: &str) {
+    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["cancelReason"], json!("EXPIRED"));
+    let response = app
+        .client
+        .post(app.url(&format!("/sandbox/trades/{otn}/pay")))
+        .json(&json!({ "force": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+#[tokio::test]
+async fn a_late_payment_with_stock_left_confirms_the_order() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
+        .await
+        .unwrap();
+    let p = purchase(&app, 5, 2).await;
+    let otn = prepay(&app, &p).await;
+    pay_after_expiry(&app, &p, &otn).await;
+    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    assert_eq!(order["status"], json!("CONFIRMED"));
+    assert_eq!(order["cancelReason"], json!(null));
+    assert_eq!(order["tickets"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 5, "available": 3, "reserved": 0, "sold": 2 })
+    );
+    let status = app.status(&p.token, &p.order).await;
+    assert_eq!(status["paymentStatus"], json!("PAID"));
+}
+
+#[tokio::test]
+async fn a_late_payment_without_stock_is_refunded_in_full() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
+        .await
+        .unwrap();
+    let p = purchase(&app, 1, 1).await;
+    let otn = prepay(&app, &p).await;
+    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["status"], json!("CANCELLED"));
+    // Someone else buys the released ticket before the late money arrives.
+    let (other, _, _) = app.login("oFaster").await;
+    app.order_of(&other, &p.ticket_type, 1).await;
+    pay_after_expiry(&app, &p, &otn).await;
+
+    let order = eventually(Duration::from_secs(5), || async {
+        let order = app.order(&p.token, &p.order).await;
+        (
+            order["cancelReason"] == json!("LATE_PAYMENT_REFUNDED"),
+            order,
+        )
+    })
+    .await;
+    assert_eq!(order["status"], json!("CANCELLED"));
+    assert_eq!(order["cancelReason"], json!("LATE_PAYMENT_REFUNDED"));
+    assert_eq!(order["refundedAmount"], json!(50.0));
+    assert_eq!(order["tickets"], json!([]));
+    let status = app.status(&p.token, &p.order).await;
+    assert_eq!(
+        (
+            status["paymentStatus"].clone(),
+            status["refundedAmount"].clone()
+        ),
+        (json!("REFUNDED"), json!(50.0))
+    );
+    let refunds = app.sandbox_trade(&otn).await["refunds"].clone();
+    assert_eq!(refunds.as_array().unwrap().len(), 1);
+    assert_eq!(refunds[0]["refund_fee"], json!(5_000));
+    assert_eq!(
+        refunds[0]["out_refund_no"].as_str().unwrap(),
+        format!("RF{}_P{}", p.order, order["payment"]["id"])
+    );
+    // The other buyer's reservation is untouched.
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 1, "available": 0, "reserved": 1, "sold": 0 })
+    );
+}
+
+#[tokio::test]
+async fn timers_survive_a_restart() {
+    let gateway = Gateway::start();
+    let wallyt = gateway.vars();
+    let node = move |vars: &mut std::collections::HashMap<String, String>| {
+        wallyt(vars);
+        short_ttls(vars);
+    };
+    let first = TestApp::spawn_with(Backend::Sqlite, node.clone())
+        .await
+        .unwrap();
+    let p = purchase(&first, 5, 2).await;
+    let otn = prepay(&first, &p).await;
+    // The process goes away with its timers; the next one rebuilds them from the database.
+    first.handle.stop().await;
+    let database_url = first.database_url.clone();
+    let second = TestApp::spawn_with(Backend::Sqlite, move |vars| {
+        node(vars);
+        vars.insert("DATABASE_URL".into(), database_url);
+    })
+    .await
+    .unwrap();
+    let order = second.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["cancelReason"], json!("EXPIRED"));
+    assert_eq!(gateway.trade(&otn).close_calls, 1);
+    assert_eq!(second.stock(&p.ticket_type).await["available"], json!(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_with_redis_expire_each_order_once() {
+    let (Ok(redis), Ok(_)) = (
+        std::env::var("TEST_REDIS_URL"),
+        std::env::var("TEST_DATABASE_URL"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs TEST_REDIS_URL and TEST_DATABASE_URL"
+        );
+        eprintln!(
+            "two-node expiry case did not run: TEST_REDIS_URL or TEST_DATABASE_URL is not set"
+        );
+        return;
+    };
+    let gateway = Gateway::start();
+    let wallyt = gateway.vars();
+    let node = move |vars: &mut std::collections::HashMap<String, String>| {
+        wallyt(vars);
+        short_ttls(vars);
+        vars.insert("REDIS_URL".into(), redis.clone());
+        // Both nodes learn every deadline from the shared database within a moment.
+        vars.insert("EXPIRY_SWEEP_INTERVAL".into(), "200ms".into());
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, node.clone())
+        .await
+        .unwrap();
+    let shared = a.database_url.clone();
+    let b = TestApp::spawn_with(Backend::Postgres, move |vars| {
+        node(vars);
+        vars.insert("DATABASE_URL".into(), shared);
+    })
+    .await
+    .unwrap();
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let p = purchase(&a, 5, 1).await;
+        let otn = prepay(&a, &p).await;
+        orders.push((p, otn));
+    }
+    for (p, otn) in &orders {
+        let order = b.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+        assert_eq!(order["cancelReason"], json!("EXPIRED"));
+        assert_eq!(
+            gateway.trade(otn).close_calls,
+            1,
+            "one close call per trade"
+        );
+        assert_eq!(a.stock(&p.ticket_type).await["available"], json!(5));
+    }
+    let expired = "SELECT COUNT(*) FROM orders WHERE cancel_reason = 'EXPIRED'";
+    assert_eq!(a.count(expired).await, 3);
+}
+
+#[tokio::test]
+async fn a_second_trade_paid_for_a_confirmed_order_is_refunded_in_full() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        short_ttls(vars);
+        vars.insert("ORDER_TTL".into(), "1m".into());
+    })
+    .await
+    .unwrap();
+    let p = purchase(&app, 5, 1).await;
+    let first = prepay(&app, &p).await;
+    // The first prepay expires and is closed; the buyer pays a second one.
+    eventually(Duration::from_secs(5), || async {
+        let trade = app.sandbox_trade(&first).await;
+        (trade["close_calls"] == json!(1), trade)
+    })
+    .await;
+    let second = prepay(&app, &p).await;
+    assert_ne!(first, second);
+    app.sandbox_pay(&second).await;
+    app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    // Then the first, closed trade is paid after all.
+    let response = app
+        .client
+        .post(app.url(&format!("/sandbox/trades/{first}/pay")))
+        .json(&json!({ "force": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let refunds = eventually(Duration::from_secs(5), || async {
+        let refunds = app.sandbox_trade(&first).await["refunds"].clone();
+        (refunds.as_array().is_some_and(|r| !r.is_empty()), refunds)
+    })
+    .await;
+    assert_eq!(refunds[0]["refund_fee"], json!(5_000));
+    let order = app.order(&p.token, &p.order).await;
+    assert_eq!(
+        order["status"],
+        json!("CONFIRMED"),
+        "the order keeps its own payment"
+    );
+    assert_eq!(order["refundedAmount"], json!(0.0));
+    assert_eq!(order["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(order["payment"]["outTradeNo"], json!(second));
+    assert_eq!(order["refunds"][0]["status"], json!("SUCCESS"));
+    assert_eq!(
+        app.stock(&p.ticket_type).await,
+        json!({ "total": 5, "available": 4, "reserved": 0, "sold": 1 })
+    );
+}
