@@ -12,7 +12,9 @@ use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wallyt_pay_actors::engine::expiry_scheduler::{AttachSink, DeadlineDue, ExpiryScheduler, Schedule};
+use wallyt_pay_actors::engine::expiry_scheduler::{
+    AttachSink, DeadlineDue, ExpiryScheduler, Schedule,
+};
 use wallyt_pay_actors::expiry::{Deadline, DeadlineKey, DeadlineKind, DeadlineQueue};
 use wallyt_pay_actors::{Clock, SystemClock, UnixMillis};
 
@@ -41,7 +43,9 @@ fn deadline(order_id: i64, at: i64) -> Deadline {
     Deadline {
         key: DeadlineKey {
             order_id,
-            kind: DeadlineKind::PrepayExpiry { payment_id: order_id },
+            kind: DeadlineKind::PrepayExpiry {
+                payment_id: order_id,
+            },
         },
         at: UnixMillis(at),
         attempt: 0,
@@ -87,7 +91,10 @@ fn main() {
     );
     let started = Instant::now();
     let popped = queue.pop_due(UnixMillis(i64::MAX)).len();
-    println!("queue: popping all {popped} in order took {:?}", started.elapsed());
+    println!(
+        "queue: popping all {popped} in order took {:?}",
+        started.elapsed()
+    );
 
     // 2 and 3. Through the actor: schedule 100,000 due within 1..5 s, measure lateness.
     let system = actix::System::new();

@@ -4,7 +4,9 @@
 use wallyt_pay_actors::expiry::{Deadline, DeadlineKey, DeadlineKind};
 use wallyt_pay_actors::{StoreError, UnixMillis};
 
-use super::orders::{issue_tickets, items_in};
+use super::orders::items_in;
+use super::payments::issue_tickets;
+use super::stock::{self, Counter};
 use super::{store_error, Database};
 
 pub async fn open_deadlines(db: &Database) -> Result<Vec<Deadline>, StoreError> {
@@ -55,26 +57,16 @@ pub async fn expire_order(
     if cancelled.rows_affected() == 0 {
         return Ok(false);
     }
-    for item in items_in(&mut tx, order_id).await? {
-        let released = sqlx::query(
-            "UPDATE ticket_types SET reserved = reserved - $1, available = available + $2, \
-             updated_at = $3 WHERE id = $4 AND reserved >= $5",
-        )
-        .bind(item.quantity)
-        .bind(item.quantity)
-        .bind(now.0)
-        .bind(item.ticket_type_id)
-        .bind(item.quantity)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if released.rows_affected() != 1 {
-            return Err(StoreError::Other(format!(
-                "ticket type {} has no reservation for order {order_id}",
-                item.ticket_type_id
-            )));
-        }
-    }
+    let items = items_in(&mut tx, order_id).await?;
+    stock::shift_owned(
+        &mut tx,
+        order_id,
+        &items,
+        Counter::Reserved,
+        Counter::Available,
+        now,
+    )
+    .await?;
     tx.commit().await.map_err(store_error)?;
     Ok(true)
 }
@@ -106,24 +98,10 @@ pub async fn revive_order(
         return Ok(false);
     }
     let items = items_in(&mut tx, order_id).await?;
-    for item in &items {
-        // Straight from available to sold: the order is paid.
-        let taken = sqlx::query(
-            "UPDATE ticket_types SET available = available - $1, sold = sold + $2, updated_at = $3 \
-             WHERE id = $4 AND available >= $5",
-        )
-        .bind(item.quantity)
-        .bind(item.quantity)
-        .bind(now.0)
-        .bind(item.ticket_type_id)
-        .bind(item.quantity)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if taken.rows_affected() != 1 {
-            // Sold out meanwhile: roll everything back; the money goes back instead.
-            return Ok(false);
-        }
+    // Straight from available to sold: the order is paid. Sold out meanwhile: the
+    // transaction is dropped and the money goes back instead.
+    if !stock::shift_items(&mut tx, &items, Counter::Available, Counter::Sold, now).await? {
+        return Ok(false);
     }
     issue_tickets(&mut tx, order_id, &items, now).await?;
     tx.commit().await.map_err(store_error)?;

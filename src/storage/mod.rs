@@ -7,7 +7,9 @@ mod catalog;
 mod expiry;
 pub mod idempotency;
 mod orders;
+mod payments;
 mod refunds;
+mod stock;
 mod users;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -4,7 +4,6 @@
 //! refuses an oversell or a second confirmation, whatever the callers do.
 
 use async_trait::async_trait;
-use rand::Rng;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{
@@ -16,11 +15,13 @@ use wallyt_pay_actors::{
     StoreError, Ticket, UnixMillis,
 };
 
-use super::{column, expiry, refunds, store_error, Database};
+use super::stock::{self, Counter};
+use super::{column, expiry, payments, refunds, store_error, Database};
 
 const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
-const PAYMENT_COLUMNS: &str = "id, order_id, out_trade_no, transaction_id, status, amount_fen, \
+pub(super) const PAYMENT_COLUMNS: &str =
+    "id, order_id, out_trade_no, transaction_id, status, amount_fen, \
                                refunded_fen, refund_committed_fen, openid, pay_params, \
                                prepay_expires_at, created_at, paid_at";
 
@@ -43,7 +44,7 @@ fn order_from_row(row: &AnyRow, items: Vec<OrderItem>) -> Result<Order, StoreErr
     })
 }
 
-fn payment_from_row(row: &AnyRow) -> Result<Payment, StoreError> {
+pub(super) fn payment_from_row(row: &AnyRow) -> Result<Payment, StoreError> {
     let status: String = column(row, "status")?;
     Ok(Payment {
         id: column(row, "id")?,
@@ -61,16 +62,6 @@ fn payment_from_row(row: &AnyRow) -> Result<Payment, StoreError> {
         created_at: UnixMillis(column(row, "created_at")?),
         paid_at: column::<Option<i64>>(row, "paid_at")?.map(UnixMillis),
     })
-}
-
-/// An unguessable ticket code: 20 symbols of a 32-letter alphabet without look-alikes
-/// (100 bits), unique by key in the database.
-fn ticket_code() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 pub(super) async fn items_in(
@@ -96,34 +87,7 @@ pub(super) async fn items_in(
     .collect()
 }
 
-/// One ticket per unit bought, each with its own code.
-pub(super) async fn issue_tickets(
-    tx: &mut Transaction<'_, Any>,
-    order_id: i64,
-    items: &[OrderItem],
-    now: UnixMillis,
-) -> Result<usize, StoreError> {
-    let mut issued = 0;
-    for item in items {
-        for _ in 0..item.quantity {
-            sqlx::query(
-                "INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) \
-                 VALUES ($1, $2, $3, 'VALID', $4)",
-            )
-            .bind(order_id)
-            .bind(item.ticket_type_id)
-            .bind(ticket_code())
-            .bind(now.0)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_error)?;
-            issued += 1;
-        }
-    }
-    Ok(issued)
-}
-
-async fn rows<'q>(
+pub(super) async fn rows<'q>(
     tx: &mut Transaction<'_, Any>,
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
 ) -> Result<u64, StoreError> {
@@ -148,15 +112,6 @@ impl OrderStore for Database {
         let mut total = Fen::ZERO;
         // Lines come sorted by ticket type: rows are locked in one order, no deadlock cycles.
         for line in lines {
-            let reserve = sqlx::query(
-                "UPDATE ticket_types SET available = available - $1, reserved = reserved + $2, \
-                 updated_at = $3 WHERE id = $4 AND available >= $5",
-            )
-            .bind(line.quantity)
-            .bind(line.quantity)
-            .bind(now.0)
-            .bind(line.ticket_type_id)
-            .bind(line.quantity);
             let price: Option<i64> =
                 sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
                     .bind(line.ticket_type_id)
@@ -166,7 +121,17 @@ impl OrderStore for Database {
             let Some(price) = price else {
                 return Err(CreateOrderError::UnknownTicketType(line.ticket_type_id));
             };
-            if rows(&mut tx, reserve).await? == 0 {
+            let (id, quantity) = (line.ticket_type_id, line.quantity);
+            if !stock::shift(
+                &mut tx,
+                id,
+                quantity,
+                Counter::Available,
+                Counter::Reserved,
+                now,
+            )
+            .await?
+            {
                 return Err(CreateOrderError::InsufficientStock(line.ticket_type_id));
             }
             let unit_price = Fen::new(price);
@@ -280,46 +245,11 @@ impl OrderStore for Database {
         prepay: &NewPrepay,
         now: UnixMillis,
     ) -> Result<Payment, StoreError> {
-        // Guarded on the order still being PENDING, in the same statement.
-        let row = sqlx::query(&format!(
-            "INSERT INTO payments (order_id, out_trade_no, status, amount_fen, openid, pay_params, \
-               prepay_expires_at, created_at, updated_at) \
-             SELECT $1, $2, 'NOTPAY', $3, $4, $5, $6, $7, $8 \
-             WHERE EXISTS (SELECT 1 FROM orders WHERE id = $9 AND status = 'PENDING') \
-             RETURNING {PAYMENT_COLUMNS}"
-        ))
-        .bind(prepay.order_id)
-        .bind(&prepay.out_trade_no)
-        .bind(prepay.amount.get())
-        .bind(&prepay.openid)
-        .bind(&prepay.pay_params)
-        .bind(prepay.prepay_expires_at.0)
-        .bind(now.0)
-        .bind(now.0)
-        .bind(prepay.order_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(store_error)?;
-        match row {
-            Some(row) => payment_from_row(&row),
-            None => Err(StoreError::Conflict(
-                "the order is no longer pending".into(),
-            )),
-        }
+        payments::insert_prepay(self, prepay, now).await
     }
 
     async fn close_payment(&self, payment_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
-        let closed = sqlx::query(
-            "UPDATE payments SET status = 'CLOSED', closed_at = $1, updated_at = $2 \
-             WHERE id = $3 AND status = 'NOTPAY'",
-        )
-        .bind(now.0)
-        .bind(now.0)
-        .bind(payment_id)
-        .execute(self.pool())
-        .await
-        .map_err(store_error)?;
-        Ok(closed.rows_affected() == 1)
+        payments::close_payment(self, payment_id, now).await
     }
 
     async fn apply_payment(
@@ -327,73 +257,7 @@ impl OrderStore for Database {
         paid: &PaymentApplication,
         now: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE out_trade_no = $1"
-        ))
-        .bind(&paid.out_trade_no)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some(payment) = row.as_ref().map(payment_from_row).transpose()? else {
-            return Ok(ApplyOutcome::UnknownTrade);
-        };
-        if payment.amount != paid.amount {
-            return Ok(ApplyOutcome::AmountMismatch {
-                expected: payment.amount,
-            });
-        }
-        let marked = sqlx::query(
-            "UPDATE payments SET status = 'PAID', transaction_id = $1, paid_at = $2, updated_at = $3 \
-             WHERE id = $4 AND status IN ('NOTPAY', 'CLOSED')",
-        )
-        .bind(&paid.transaction_id)
-        .bind(paid.paid_at.0)
-        .bind(now.0)
-        .bind(payment.id);
-        if rows(&mut tx, marked).await? == 0 {
-            // Someone applied it first (a duplicate, or a concurrent copy that won).
-            return Ok(ApplyOutcome::AlreadyApplied);
-        }
-        let confirmed = sqlx::query(
-            "UPDATE orders SET status = 'CONFIRMED', paid_at = $1, updated_at = $2 \
-             WHERE id = $3 AND status = 'PENDING'",
-        )
-        .bind(paid.paid_at.0)
-        .bind(now.0)
-        .bind(payment.order_id);
-        if rows(&mut tx, confirmed).await? == 0 {
-            let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-                .bind(payment.order_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-            let order_status = OrderStatus::parse(&status)
-                .ok_or_else(|| StoreError::Other(format!("unknown order status {status}")))?;
-            return Ok(ApplyOutcome::PaidButOrderNot { order_status });
-        }
-        let items = items_in(&mut tx, payment.order_id).await?;
-        for item in &items {
-            let sell = sqlx::query(
-                "UPDATE ticket_types SET reserved = reserved - $1, sold = sold + $2, updated_at = $3 \
-                 WHERE id = $4 AND reserved >= $5",
-            )
-            .bind(item.quantity)
-            .bind(item.quantity)
-            .bind(now.0)
-            .bind(item.ticket_type_id)
-            .bind(item.quantity);
-            if rows(&mut tx, sell).await? != 1 {
-                return Err(StoreError::Other(format!(
-                    "ticket type {} has no reservation for order {}",
-                    item.ticket_type_id, payment.order_id
-                )));
-            }
-        }
-        let tickets = issue_tickets(&mut tx, payment.order_id, &items, now).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(ApplyOutcome::Confirmed { tickets })
+        payments::apply_payment(self, paid, now).await
     }
 
     async fn append_event(

@@ -8,7 +8,8 @@ use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{BeginRefundError, FinishOutcome, NewRefund, RefundResult};
 use wallyt_pay_actors::{Fen, Refund, RefundKind, RefundStatus, StoreError, UnixMillis};
 
-use super::orders::items_in;
+use super::orders::{items_in, rows};
+use super::stock::{self, Counter};
 use super::{column, store_error, Database};
 
 const REFUND_COLUMNS: &str = "id, order_id, payment_id, out_refund_no, refund_id, amount_fen, \
@@ -68,17 +69,6 @@ pub async fn processing(db: &Database) -> Result<Vec<Refund>, StoreError> {
     .collect()
 }
 
-async fn affected<'q>(
-    tx: &mut Transaction<'_, Any>,
-    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-) -> Result<u64, StoreError> {
-    Ok(query
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected())
-}
-
 pub async fn begin(
     db: &Database,
     new: &NewRefund,
@@ -114,7 +104,7 @@ pub async fn begin(
     .bind(new.payment_id)
     .bind(new.order_id)
     .bind(new.amount.get());
-    if affected(&mut tx, commit).await? == 0 {
+    if rows(&mut tx, commit).await? == 0 {
         let left: Option<i64> = sqlx::query_scalar(
             "SELECT amount_fen - refund_committed_fen FROM payments WHERE id = $1",
         )
@@ -196,7 +186,7 @@ pub async fn finish(
     .bind(finished_at.0)
     .bind(now.0)
     .bind(refund_id);
-    if affected(&mut tx, end).await? == 0 {
+    if rows(&mut tx, end).await? == 0 {
         return Ok(FinishOutcome::AlreadyFinal(refund.status));
     }
     let order_cancelled = match result {
@@ -210,7 +200,7 @@ pub async fn finish(
             .bind(refund.amount.get())
             .bind(now.0)
             .bind(refund.payment_id);
-            affected(&mut tx, free).await?;
+            rows(&mut tx, free).await?;
             false
         }
         RefundResult::Change => false,
@@ -236,7 +226,7 @@ async fn record_success(
     .bind(amount)
     .bind(now.0)
     .bind(refund.payment_id);
-    affected(tx, payment).await?;
+    rows(tx, payment).await?;
     match refund.kind {
         // A second trade's money is not the order's: the order does not change.
         RefundKind::DoublePayment => return Ok(false),
@@ -249,7 +239,7 @@ async fn record_success(
             .bind(amount)
             .bind(now.0)
             .bind(refund.order_id);
-            affected(tx, late).await?;
+            rows(tx, late).await?;
             return Ok(false);
         }
         RefundKind::Requested => {}
@@ -260,7 +250,7 @@ async fn record_success(
     .bind(amount)
     .bind(now.0)
     .bind(refund.order_id);
-    affected(tx, order).await?;
+    rows(tx, order).await?;
     let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE id = $1")
         .bind(refund.payment_id)
         .fetch_one(&mut **tx)
@@ -276,7 +266,7 @@ async fn record_success(
     .bind(now.0)
     .bind(now.0)
     .bind(refund.order_id);
-    if affected(tx, cancel).await? == 0 {
+    if rows(tx, cancel).await? == 0 {
         return Ok(false);
     }
     let tickets = sqlx::query(
@@ -284,23 +274,16 @@ async fn record_success(
     )
     .bind(now.0)
     .bind(refund.order_id);
-    affected(tx, tickets).await?;
-    for item in items_in(tx, refund.order_id).await? {
-        let back = sqlx::query(
-            "UPDATE ticket_types SET sold = sold - $1, available = available + $2, updated_at = $3 \
-             WHERE id = $4 AND sold >= $5",
-        )
-        .bind(item.quantity)
-        .bind(item.quantity)
-        .bind(now.0)
-        .bind(item.ticket_type_id)
-        .bind(item.quantity);
-        if affected(tx, back).await? != 1 {
-            return Err(StoreError::Other(format!(
-                "ticket type {} has not sold what order {} bought",
-                item.ticket_type_id, refund.order_id
-            )));
-        }
-    }
+    rows(tx, tickets).await?;
+    let items = items_in(tx, refund.order_id).await?;
+    stock::shift_owned(
+        tx,
+        refund.order_id,
+        &items,
+        Counter::Sold,
+        Counter::Available,
+        now,
+    )
+    .await?;
     Ok(true)
 }

@@ -8,7 +8,8 @@ use wallyt_pay::redis::RedisLocks;
 use wallyt_pay::sandbox::notify::notify_message;
 use wallyt_pay_actors::ports::LockManager;
 
-use crate::helpers::{expect_status, purchase, Backend, Gateway, TestApp};
+use crate::helpers::{expect_status, Backend, TestApp};
+use crate::shop::{purchase, Gateway};
 
 async fn live_actors(app: &TestApp) -> i64 {
     let text = app.get("/metrics").await.text().await.unwrap();

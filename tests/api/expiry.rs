@@ -6,8 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{expect_status, purchase, Backend, Gateway, Purchase, TestApp};
+use crate::helpers::{expect_status, Backend, TestApp};
 use crate::on_both_backends;
+use crate::shop::{purchase, Gateway, Purchase};
 
 on_both_backends!(an_unpaid_prepay_closes_and_the_order_expires);
 

@@ -8,8 +8,9 @@ use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
 use wallyt_pay::gateway::wallyt::xml::encode;
 use wallyt_pay::gateway::wallyt::Fields;
 
-use crate::helpers::{expect_status, purchase, Backend, Purchase, TestApp};
+use crate::helpers::{expect_status, Backend, TestApp};
 use crate::on_both_backends;
+use crate::shop::{purchase, Purchase};
 
 on_both_backends!(
     ten_concurrent_copies_confirm_once,

@@ -4,8 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, expect_status, purchase, Backend, TestApp};
+use crate::helpers::{expect_error, expect_status, Backend, TestApp};
 use crate::on_both_backends;
+use crate::shop::purchase;
 
 on_both_backends!(
     the_runbook_flow,
