@@ -1,13 +1,19 @@
 //! Prometheus metrics, rendered at `GET /metrics`. One registry per application so that
 //! tests running many apps in one process do not share counters.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// Calls to Wallyt by service and outcome (ok, business, refused, timeout, ...).
     pub gateway_calls: IntCounterVec,
+    /// HTTP requests by method, route pattern (not the raw path: bounded labels) and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by method and route pattern, in seconds.
+    pub http_latency: HistogramVec,
     /// Notifies received, by verdict (confirmed, duplicate, invalid_signature, ...).
     pub notifies: IntCounterVec,
     /// Order actors alive now; set from the registry's count when rendered.
@@ -49,6 +55,16 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency"),
+            &["method", "route"],
+        )
+        .expect("valid metric");
         let deadlines_fired = IntCounterVec::new(
             Opts::new("expiry_deadlines_fired_total", "Deadlines fired, by kind"),
             &["kind"],
@@ -77,6 +93,8 @@ impl Metrics {
             Box::new(notifies.clone()),
             Box::new(live_order_actors.clone()),
             Box::new(refunds.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_latency.clone()),
             Box::new(deadlines_fired.clone()),
             Box::new(pending_deadlines.clone()),
             Box::new(trades_closed.clone()),
@@ -88,6 +106,8 @@ impl Metrics {
         Metrics {
             registry,
             gateway_calls,
+            http_requests,
+            http_latency,
             notifies,
             live_order_actors,
             refunds,
@@ -97,6 +117,16 @@ impl Metrics {
             late_payments,
             reconciliation_hits,
         }
+    }
+
+    /// Counts one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.http_latency
+            .with_label_values(&[method, route])
+            .observe(seconds);
     }
 
     pub fn render(&self) -> String {

@@ -4,6 +4,7 @@
 //! WeChat clients at it.
 
 use actix_web::dev::Server;
+use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use secrecy::SecretString;
 use std::net::TcpListener;
@@ -155,7 +156,23 @@ impl Application {
 
         let mounted = sandbox.clone();
         let mut server = HttpServer::new(move || {
+            let metrics = state.metrics.clone();
             let app = App::new()
+                .wrap_fn(move |req, srv| {
+                    let started = std::time::Instant::now();
+                    let method = req.method().to_string();
+                    // The pattern, never the raw path: unknown URLs must not mint labels.
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let metrics = metrics.clone();
+                    let answer = srv.call(req);
+                    async move {
+                        let response = answer.await?;
+                        let status = response.status().as_u16();
+                        let seconds = started.elapsed().as_secs_f64();
+                        metrics.observe_request(&method, &route, status, seconds);
+                        Ok(response)
+                    }
+                })
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(rejections::json_config())

@@ -41,3 +41,27 @@ async fn readiness_reports_a_lost_postgres_database() {
     .await;
     expect_status(app.get("/healthz").await, StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    expect_status(app.get("/healthz").await, StatusCode::OK).await;
+    app.get("/no/such/path/12345").await;
+    app.get("/admin/ticket-types/42").await;
+    let response = app.get("/metrics").await;
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"http_requests_total{method="GET",route="/admin/ticket-types/{id}",status="401"} 1"#,
+        "live_order_actors 0",
+        "expiry_pending_deadlines 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    assert!(!text.contains("12345"), "raw paths never become labels");
+}
