@@ -6,6 +6,7 @@ mod helpers;
 
 mod builtin_sandbox;
 mod catalog;
+mod crash;
 mod engine;
 mod errors;
 mod expiry;

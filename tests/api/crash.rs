@@ -1,0 +1,213 @@
+//! The server binary killed with SIGKILL while it holds deadlines and a PROCESSING refund:
+//! the next process finishes both from the database alone.
+
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{config_dir, expect_status, ADMIN_TOKEN, JWT_SECRET};
+use crate::shop::Gateway;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_wallyt-pay");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real binary against the standalone gateway (and its jscode2session).
+async fn start(gateway: &Gateway, database_url: &str, refund_poll: &str) -> Server {
+    let port = free_port();
+    let config = gateway.sandbox.config();
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("CONFIG_DIR", config_dir())
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("WECHAT_MINI_APPID", &config.appid)
+        .env("WECHAT_MINI_SECRET", config.app_secret.expose_secret())
+        .env("WECHAT_API_BASE", &gateway.base)
+        .env("WALLYT_API_URL", format!("{}/pay/gateway", gateway.base))
+        .env("WALLYT_MCH_ID", &config.mch_id)
+        .env("WALLYT_SECRET_KEY", config.key.expose_secret())
+        .env(
+            "WALLYT_NOTIFY_URL",
+            "http://127.0.0.1:9/payments/wallyt/notify",
+        )
+        .env("PREPAY_TTL", "3s")
+        .env("ORDER_TTL", "5s")
+        .env("EXPIRY_GRACE", "100ms")
+        .env("QUERY_SCHEDULE", "")
+        .env("REFUND_POLL_INTERVAL", refund_poll)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not become ready");
+}
+
+async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    expect_status(request.send().await.unwrap(), StatusCode::OK).await["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_deadline_and_no_refund() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/pay.db", dir.path().display());
+    let mut first = start(&gateway, &database_url, "1h").await;
+    let http = reqwest::Client::new();
+
+    let login = http
+        .post(format!("{}/auth/wechat/login", first.base))
+        .json(&json!({ "code": "crash-test" }))
+        .send()
+        .await
+        .unwrap();
+    let login = expect_status(login, StatusCode::OK).await;
+    let (token, openid) = (
+        login["token"].as_str().unwrap().to_owned(),
+        login["openid"].as_str().unwrap().to_owned(),
+    );
+    let created = http
+        .post(format!("{}/admin/ticket-types", first.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": "VIP", "price": 50.00, "stock": 10 }))
+        .send()
+        .await
+        .unwrap();
+    let ticket_type = expect_status(created, StatusCode::CREATED).await["data"]["id"].clone();
+    let post = reqwest::Method::POST;
+    let order_body = json!({ "items": [{ "ticketTypeId": ticket_type, "quantity": 1 }] });
+    let expiring = http
+        .post(format!("{}/orders", first.base))
+        .bearer_auth(&token)
+        .json(&order_body)
+        .send()
+        .await
+        .unwrap();
+    let expiring = expect_status(expiring, StatusCode::CREATED).await["data"]["id"].clone();
+    let prepay = json!({ "orderId": expiring, "openid": openid });
+    let expiring_trade = call(
+        post.clone(),
+        format!("{}/payments/wechat/prepay", first.base),
+        &token,
+        Some(prepay),
+    )
+    .await;
+    let expiring_trade = expiring_trade["outTradeNo"].as_str().unwrap().to_owned();
+
+    // A second order, paid, with a refund the gateway keeps PROCESSING for a while.
+    let paid = http
+        .post(format!("{}/orders", first.base))
+        .bearer_auth(&token)
+        .json(&order_body)
+        .send()
+        .await
+        .unwrap();
+    let paid = expect_status(paid, StatusCode::CREATED).await["data"]["id"].clone();
+    let prepay = json!({ "orderId": paid, "openid": openid });
+    let paid_trade = call(
+        post.clone(),
+        format!("{}/payments/wechat/prepay", first.base),
+        &token,
+        Some(prepay),
+    )
+    .await;
+    let paid_trade = paid_trade["outTradeNo"].as_str().unwrap().to_owned();
+    gateway
+        .sandbox
+        .with_state(|s| s.global_faults.notify_drop = Some(true));
+    gateway.pay(&paid_trade, false).await;
+    let status = call(
+        reqwest::Method::GET,
+        format!("{}/payments/status/{paid}", first.base),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status["status"], json!("CONFIRMED"));
+    gateway
+        .sandbox
+        .with_state(|s| s.global_faults.refund_processing_queries = Some(5));
+    let refund = call(
+        post,
+        format!("{}/payments/refund", first.base),
+        &token,
+        Some(json!({ "orderId": paid })),
+    )
+    .await;
+    assert_eq!(refund["status"], json!("PROCESSING"));
+
+    first.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+    first.child.wait().unwrap();
+
+    let mut second = start(&gateway, &database_url, "100ms").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut expired, mut refunded) = (Value::Null, Value::Null);
+    while Instant::now() < deadline {
+        expired = call(
+            reqwest::Method::GET,
+            format!("{}/orders/{expiring}", second.base),
+            &token,
+            None,
+        )
+        .await;
+        refunded = call(
+            reqwest::Method::GET,
+            format!("{}/orders/{paid}", second.base),
+            &token,
+            None,
+        )
+        .await;
+        if expired["status"] == json!("CANCELLED") && refunded["status"] == json!("CANCELLED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    assert_eq!(
+        (expired["status"].clone(), expired["cancelReason"].clone()),
+        (json!("CANCELLED"), json!("EXPIRED"))
+    );
+    assert_eq!(
+        (refunded["status"].clone(), refunded["cancelReason"].clone()),
+        (json!("CANCELLED"), json!("REFUNDED"))
+    );
+    assert_eq!(refunded["refunds"][0]["status"], json!("SUCCESS"));
+    assert_eq!(gateway.trade(&expiring_trade).close_calls, 1);
+    assert_eq!(gateway.trade(&paid_trade).refunds.len(), 1);
+}
