@@ -4,6 +4,7 @@ pub mod envelope;
 pub mod error;
 pub mod extractors;
 pub mod idempotency;
+pub mod openapi;
 pub mod rejections;
 pub mod routes;
 pub mod time;

@@ -2,19 +2,21 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 use wallyt_pay_actors::{Fen, Order, Payment, Refund, Ticket};
 
 use super::time::rfc3339;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemView {
     ticket_type_id: i64,
     quantity: i64,
+    #[schema(value_type = f64, example = 100.00)]
     unit_price: Fen,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketView {
     id: i64,
@@ -23,25 +25,31 @@ pub struct TicketView {
     status: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = OrderRefund)]
 pub struct RefundView {
     out_refund_no: String,
     refund_id: Option<String>,
+    #[schema(value_type = f64, example = 100.00)]
     amount: Fen,
+    #[schema(value_type = String)]
     status: &'static str,
     reason: Option<String>,
     created_at: String,
     finished_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
     id: i64,
     out_trade_no: String,
+    #[schema(value_type = String)]
     status: &'static str,
+    #[schema(value_type = f64, example = 100.00)]
     amount: Fen,
+    #[schema(value_type = f64, example = 100.00)]
     refunded_amount: Fen,
     transaction_id: Option<String>,
     paid_at: Option<String>,
@@ -49,23 +57,28 @@ pub struct PaymentView {
 }
 
 /// `POST /orders` answers this; `GET /orders/{id}` adds payment, tickets and the rest.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderView {
     id: i64,
+    #[schema(value_type = String)]
     status: &'static str,
+    #[schema(value_type = f64, example = 100.00)]
     total_amount: Fen,
     items: Vec<ItemView>,
     expires_at: String,
     created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     id: i64,
+    #[schema(value_type = String)]
     status: &'static str,
+    #[schema(value_type = f64, example = 100.00)]
     total_amount: Fen,
+    #[schema(value_type = f64, example = 100.00)]
     refunded_amount: Fen,
     items: Vec<ItemView>,
     tickets: Vec<TicketView>,
@@ -75,6 +88,7 @@ pub struct OrderView {
     expires_at: String,
     paid_at: Option<String>,
     cancelled_at: Option<String>,
+    #[schema(value_type = Option<String>)]
     cancel_reason: Option<&'static str>,
 }
 

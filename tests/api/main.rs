@@ -13,6 +13,7 @@ mod expiry;
 mod health;
 mod login;
 mod notify;
+mod openapi;
 mod orders;
 mod payments;
 mod refund_recovery;

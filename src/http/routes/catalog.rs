@@ -2,21 +2,24 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, Stock, TicketType};
 
 use crate::http::extractors::Admin;
+use crate::http::openapi::{Envelope, Failure};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateTicketType {
     name: String,
+    #[schema(value_type = f64, example = 100.00)]
     price: Fen,
     stock: i64,
 }
 
-#[derive(Serialize)]
-struct StockView {
+#[derive(Serialize, ToSchema)]
+pub struct StockView {
     total: i64,
     available: i64,
     reserved: i64,
@@ -24,19 +27,21 @@ struct StockView {
 }
 
 /// What administrators see: all four counters.
-#[derive(Serialize)]
-struct AdminView {
+#[derive(Serialize, ToSchema)]
+pub struct AdminView {
     id: i64,
     name: String,
+    #[schema(value_type = f64, example = 100.00)]
     price: Fen,
     stock: StockView,
 }
 
 /// What buyers see.
-#[derive(Serialize)]
-struct PublicView {
+#[derive(Serialize, ToSchema)]
+pub struct PublicView {
     id: i64,
     name: String,
+    #[schema(value_type = f64, example = 100.00)]
     price: Fen,
     available: i64,
 }
@@ -63,6 +68,12 @@ impl From<TicketType> for AdminView {
     }
 }
 
+#[utoipa::path(post, path = "/admin/ticket-types", tag = "catalog", request_body = CreateTicketType,
+    security(("admin" = [])),
+    responses(
+        (status = 201, body = inline(Envelope<AdminView>)),
+        (status = 400, description = "VALIDATION_ERROR", body = Failure),
+        (status = 401, description = "UNAUTHORIZED", body = Failure)))]
 pub async fn create(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -79,6 +90,12 @@ pub async fn create(
     Ok(envelope::created(AdminView::from(created)))
 }
 
+#[utoipa::path(get, path = "/admin/ticket-types/{id}", tag = "catalog", security(("admin" = [])),
+    params(("id" = i64, Path, description = "ticket type id")),
+    responses(
+        (status = 200, body = inline(Envelope<AdminView>)),
+        (status = 401, body = Failure),
+        (status = 404, description = "NOT_FOUND", body = Failure)))]
 pub async fn get_admin(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -89,6 +106,8 @@ pub async fn get_admin(
     Ok(envelope::ok(AdminView::from(found)))
 }
 
+#[utoipa::path(get, path = "/ticket-types", tag = "catalog",
+    responses((status = 200, body = inline(Envelope<Vec<PublicView>>))))]
 pub async fn list_public(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let views: Vec<PublicView> = state
         .db

@@ -1,17 +1,37 @@
 //! Liveness and readiness probes.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::http::openapi::{Envelope, Failure};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-/// The process is up and serving.
-pub async fn healthz() -> HttpResponse {
-    envelope::ok(json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
 }
 
-/// The process can do its work: the database answers.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    status: &'static str,
+    database: &'static str,
+    /// `ok`, or `not configured` without REDIS_URL.
+    redis: &'static str,
+}
+
+/// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = inline(Envelope<Health>))))]
+pub async fn healthz() -> HttpResponse {
+    envelope::ok(Health { status: "ok" })
+}
+
+/// The process can do its work: the database answers (and Redis, when configured).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = inline(Envelope<Readiness>)),
+    (status = 503, description = "UNAVAILABLE", body = Failure)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.db.ping().await?;
     if let Some(redis) = &state.redis {
@@ -25,12 +45,16 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     } else {
         "not configured"
     };
-    Ok(envelope::ok(
-        json!({ "status": "ready", "database": "ok", "redis": redis }),
-    ))
+    Ok(envelope::ok(Readiness {
+        status: "ready",
+        database: "ok",
+        redis,
+    }))
 }
 
 /// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let live = i64::try_from(state.engine.live_actors()).unwrap_or(i64::MAX);
     state.metrics.live_order_actors.set(live);

@@ -8,7 +8,10 @@ mod orders;
 mod payments;
 mod refunds;
 
-use actix_web::web;
+use actix_web::{web, HttpResponse};
+use utoipa::OpenApi;
+
+use super::openapi::{Failure, PayParams, Security};
 
 use super::rejections::{resource, route_not_found};
 
@@ -16,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
         .service(resource("/auth/wechat/login").route(web::post().to(login::login)))
         .service(resource("/auth/me").route(web::get().to(login::me)))
         .service(resource("/ticket-types").route(web::get().to(catalog::list_public)))
@@ -28,4 +32,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/payments/refund").route(web::post().to(refunds::refund)))
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wallyt-pay",
+        description = "Payment engine for WeChat mini-program ticket sales through the Wallyt gateway. \
+                       Amounts are JSON numbers of yuan with at most two decimals."
+    ),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        login::login, login::me,
+        catalog::list_public, catalog::create, catalog::get_admin,
+        orders::create, orders::get,
+        payments::prepay, payments::status, refunds::refund, notify::notify,
+    ),
+    components(schemas(Failure, PayParams)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+/// The document as served and as kept in `docs/openapi.json`.
+pub fn openapi_document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_document())
 }

@@ -35,6 +35,10 @@ fn refuse(name: &'static str, order_id: Option<i64>, out_trade_no: Option<String
     }
 }
 
+#[utoipa::path(post, path = "/payments/wallyt/notify", tag = "payments",
+    request_body(content = String, content_type = "text/xml", description = "the gateway's signed XML"),
+    responses((status = 200, content_type = "text/plain", body = String,
+        description = "`success` (applied, or already applied) or `fail` (the gateway retries)")))]
 pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
     let now = state.clock.now();
     let received = NewPaymentEvent {

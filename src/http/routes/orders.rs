@@ -2,28 +2,38 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use wallyt_pay_actors::order::validate_lines;
 use wallyt_pay_actors::ports::{CreateOrderError, OrderStore};
 use wallyt_pay_actors::{Order, OrderLine};
 
 use crate::http::extractors::AuthUser;
+use crate::http::openapi::{Envelope, Failure};
 use crate::http::views::{new_order_view, order_view};
+use crate::http::views::{NewOrderView, OrderView};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
     items: Vec<NewOrderItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderItem {
     ticket_type_id: i64,
     quantity: i64,
 }
 
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = NewOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = inline(Envelope<NewOrderView>)),
+        (status = 400, description = "VALIDATION_ERROR", body = Failure),
+        (status = 401, description = "UNAUTHORIZED", body = Failure),
+        (status = 409, description = "INSUFFICIENT_STOCK", body = Failure)))]
 #[tracing::instrument(name = "order.create", skip_all, fields(user_id = user.id))]
 pub async fn create(
     user: AuthUser,
@@ -75,6 +85,12 @@ pub async fn own_order(
     }
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "order id")),
+    responses(
+        (status = 200, body = inline(Envelope<OrderView>)),
+        (status = 401, body = Failure),
+        (status = 404, description = "ORDER_NOT_FOUND", body = Failure)))]
 pub async fn get(
     user: AuthUser,
     state: web::Data<AppState>,

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 use wallyt_pay_actors::engine::{Prepay, SyncWithGateway};
 use wallyt_pay_actors::ports::OrderStore;
 use wallyt_pay_actors::{Fen, OrderStatus};
@@ -11,24 +12,27 @@ use wallyt_pay_actors::{Fen, OrderStatus};
 use super::orders::own_order;
 use crate::http::extractors::AuthUser;
 use crate::http::idempotency::{self, Answer};
+use crate::http::openapi::{Envelope, Failure, PayParams};
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrepayBody {
     order_id: i64,
     openid: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PrepayView {
+pub struct PrepayView {
     order_id: i64,
     out_trade_no: String,
     payment_id: i64,
+    /// The six `wx.requestPayment` fields, exactly as the gateway's `pay_info` has them.
+    #[schema(value_type = PayParams)]
     pay_params: Option<Box<RawValue>>,
     expires_at: String,
 }
@@ -43,6 +47,18 @@ fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_else(|_| "127.0.0.1".to_owned())
 }
 
+#[utoipa::path(post, path = "/payments/wechat/prepay", tag = "payments", request_body = PrepayBody,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
+    responses(
+        (status = 200, body = inline(Envelope<PrepayView>)),
+        (status = 400, description = "VALIDATION_ERROR, INVALID_ORDER_STATUS, OPENID_MISMATCH", body = Failure),
+        (status = 401, description = "UNAUTHORIZED", body = Failure),
+        (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
+        (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 502, description = "GATEWAY_ERROR", body = Failure),
+        (status = 503, description = "WALLYT_NOT_CONFIGURED or UNAVAILABLE", body = Failure),
+        (status = 504, description = "GATEWAY_TIMEOUT", body = Failure)))]
 #[tracing::instrument(name = "payment.prepay", skip_all, fields(user_id = user.id, order_id = body.order_id))]
 pub async fn prepay(
     user: AuthUser,
@@ -101,18 +117,28 @@ async fn create_prepay(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct StatusView {
+pub struct StatusView {
+    #[schema(value_type = String)]
     status: &'static str,
     paid_at: Option<String>,
     transaction_id: Option<String>,
     out_trade_no: Option<String>,
+    #[schema(value_type = f64, example = 100.00)]
     total_amount: Fen,
+    #[schema(value_type = f64, example = 100.00)]
     refunded_amount: Fen,
+    #[schema(value_type = Option<String>)]
     payment_status: Option<&'static str>,
 }
 
+#[utoipa::path(get, path = "/payments/status/{orderId}", tag = "payments", security(("bearer" = [])),
+    params(("orderId" = i64, Path, description = "order id")),
+    responses(
+        (status = 200, body = inline(Envelope<StatusView>)),
+        (status = 401, body = Failure),
+        (status = 404, description = "ORDER_NOT_FOUND", body = Failure)))]
 pub async fn status(
     user: AuthUser,
     state: web::Data<AppState>,

@@ -4,37 +4,54 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use wallyt_pay_actors::engine::Refund;
 use wallyt_pay_actors::{Fen, OrderStatus};
 
 use super::orders::own_order;
 use crate::http::extractors::AuthUser;
 use crate::http::idempotency::{self, Answer};
+use crate::http::openapi::{Envelope, Failure};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefundBody {
     order_id: i64,
     #[serde(default)]
+    #[schema(value_type = Option<f64>, example = 50.00)]
     refund_amount: Option<Fen>,
     #[serde(default)]
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RefundView {
+pub struct RefundAnswer {
     order_id: i64,
     out_refund_no: String,
     refund_id: Option<String>,
+    #[schema(value_type = f64, example = 100.00)]
     refund_amount: Fen,
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
 const MAX_REASON_CHARS: usize = 256;
 
+#[utoipa::path(post, path = "/payments/refund", tag = "payments", request_body = RefundBody,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
+    responses(
+        (status = 200, description = "status SUCCESS or PROCESSING", body = inline(Envelope<RefundAnswer>)),
+        (status = 400, description = "VALIDATION_ERROR, INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
+        (status = 401, description = "UNAUTHORIZED", body = Failure),
+        (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
+        (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 502, description = "GATEWAY_ERROR (refund FAIL or CHANGE)", body = Failure),
+        (status = 503, description = "WALLYT_NOT_CONFIGURED or UNAVAILABLE", body = Failure),
+        (status = 504, description = "GATEWAY_TIMEOUT (kept PROCESSING; retried under the same out_refund_no)", body = Failure)))]
 #[tracing::instrument(name = "payment.refund", skip_all, fields(user_id = user.id, order_id = body.order_id))]
 pub async fn refund(
     user: AuthUser,
@@ -59,7 +76,7 @@ async fn request_refund(
     user: &AuthUser,
     state: &AppState,
     body: &RefundBody,
-) -> Result<RefundView, ApiError> {
+) -> Result<RefundAnswer, ApiError> {
     if body.refund_amount.is_some_and(|a| !a.is_positive()) {
         return Err(ApiError::validation("refundAmount must be more than 0"));
     }
@@ -88,7 +105,7 @@ async fn request_refund(
         reason: reason.map(str::to_owned),
     };
     let refund = state.engine.send(order.id, message).await?;
-    Ok(RefundView {
+    Ok(RefundAnswer {
         order_id: order.id,
         out_refund_no: refund.out_refund_no,
         refund_id: refund.refund_id,
