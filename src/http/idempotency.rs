@@ -9,7 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 
-use super::envelope::failure_body;
+use serde::Serialize;
+
+use super::envelope::{self, failure_body};
 use super::ApiError;
 use crate::startup::AppState;
 use crate::storage::idempotency::{Claim, KeyRef};
@@ -46,6 +48,35 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         ));
     }
     Ok(Some(key.to_owned()))
+}
+
+/// [`once`] for a JSON request whose work answers data for the success envelope.
+pub async fn once_json<B, T, F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: i64,
+    endpoint: &str,
+    body: &B,
+    work: F,
+) -> HttpResponse
+where
+    B: Serialize,
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    // The request re-serialized: key order and whitespace do not make it "different".
+    let canonical = serde_json::to_string(body).unwrap_or_default();
+    once(state, req, user_id, endpoint, &canonical, || async {
+        match work().await {
+            Ok(data) => Answer {
+                status: StatusCode::OK,
+                body: envelope::ok_text(data),
+            },
+            Err(error) => error.into(),
+        }
+    })
+    .await
 }
 
 /// Runs `work` once per key; `canonical` is the request in a fixed form (its JSON).

@@ -30,19 +30,6 @@ pub struct FailureDetail {
     pub message: String,
 }
 
-/// The six `wx.requestPayment` fields, passed through unchanged from the gateway's `pay_info`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PayParams {
-    pub app_id: String,
-    /// May be milliseconds; never reformatted.
-    pub time_stamp: String,
-    pub nonce_str: String,
-    pub package: String,
-    pub sign_type: String,
-    pub pay_sign: String,
-}
-
 /// The two bearer schemes: a user's login token and the admin token.
 pub struct Security;
 

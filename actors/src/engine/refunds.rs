@@ -148,6 +148,18 @@ pub async fn refund_automatically(
     Ok(())
 }
 
+/// Asks the gateway where the refund stands (the inner error is the gateway's, to retry).
+async fn progress(
+    engine: &Engine,
+    refund: &Refund,
+) -> Result<Result<RefundProgress, GatewayFailure>, ActorError> {
+    engine
+        .gateway
+        .send(QueryRefund(refund.out_refund_no.clone()))
+        .await
+        .map_err(mailbox)
+}
+
 /// Sends (or resends) the refund, then asks briefly for its outcome.
 async fn drive(engine: &Engine, payment: &Payment, refund: Refund) -> Result<Refund, ActorError> {
     send(engine, payment, &refund).await?;
@@ -155,12 +167,7 @@ async fn drive(engine: &Engine, payment: &Payment, refund: Refund) -> Result<Ref
         if attempt > 0 {
             tokio::time::sleep(BRIEF_SPACING).await;
         }
-        let progress = engine
-            .gateway
-            .send(QueryRefund(refund.out_refund_no.clone()))
-            .await
-            .map_err(mailbox)?;
-        match progress {
+        match progress(engine, &refund).await? {
             Ok(RefundProgress::NotSure) | Ok(RefundProgress::Unknown) => {
                 send(engine, payment, &refund).await?
             }
@@ -333,12 +340,7 @@ pub async fn check(engine: &Engine, refund_id: i64) -> Result<RefundStatus, Acto
     if refund.status.is_final() {
         return Ok(refund.status);
     }
-    let progress = engine
-        .gateway
-        .send(QueryRefund(refund.out_refund_no.clone()))
-        .await
-        .map_err(mailbox)?;
-    match progress {
+    match progress(engine, &refund).await? {
         Ok(RefundProgress::NotSure) | Ok(RefundProgress::Unknown) => {
             let payments = engine.store.payments(refund.order_id).await?;
             let payment = payments.iter().find(|p| p.id == refund.payment_id);

@@ -25,7 +25,7 @@ pub struct JspayRequest<'a> {
 
 /// The six `wx.requestPayment` fields, exactly as the gateway wrote them. Never re-signed or
 /// reformatted: `timeStamp` may be milliseconds and `paySign` covers these strings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PayParams {
     pub app_id: String,

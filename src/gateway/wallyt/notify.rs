@@ -82,34 +82,7 @@ mod tests {
 
     const KEY: &str = "9d101c97133837e13dde2d32a5054abb";
 
-    fn tv3() -> Fields {
-        [
-            ("version", "2.0"),
-            ("charset", "UTF-8"),
-            ("sign_type", "MD5"),
-            ("status", "0"),
-            ("result_code", "0"),
-            ("mch_id", "7551000001"),
-            ("nonce_str", "1717214700123"),
-            ("openid", "oywgtuJBTzG1wlOfagWqP32XfmKo"),
-            ("trade_type", "pay.weixin.jspay"),
-            ("is_subscribe", "N"),
-            ("pay_result", "0"),
-            ("transaction_id", "7551000001202406011234567890"),
-            ("out_transaction_id", "4200002233202406015555666677"),
-            ("sub_is_subscribe", "N"),
-            ("sub_appid", "wx1234567890abcdef"),
-            ("sub_openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-            ("out_trade_no", "ORD20240601000001"),
-            ("total_fee", "1"),
-            ("fee_type", "CNY"),
-            ("attach", "order=42"),
-            ("bank_type", "CFT"),
-            ("time_end", "20240601120512"),
-        ]
-        .into_iter()
-        .collect()
-    }
+    use super::super::sign::vectors::tv3;
 
     fn signed(fields: Fields) -> Vec<u8> {
         let key = SecretString::from(KEY);

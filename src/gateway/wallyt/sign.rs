@@ -93,4 +93,4 @@ fn hex_upper(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 #[path = "sign_vectors.rs"]
-mod vectors;
+pub(super) mod vectors;

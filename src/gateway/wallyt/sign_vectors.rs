@@ -128,9 +128,9 @@ fn to_gbk(text: &str) -> Vec<u8> {
     out
 }
 
-#[test]
-fn tv3_payment_notify() {
-    let f = fields(&[
+/// The payment notify of TV3, unsigned (also the notify tests' fixture).
+pub(crate) fn tv3() -> Fields {
+    fields(&[
         ("version", "2.0"),
         ("charset", "UTF-8"),
         ("sign_type", "MD5"),
@@ -153,7 +153,12 @@ fn tv3_payment_notify() {
         ("attach", "order=42"),
         ("bank_type", "CFT"),
         ("time_end", "20240601120512"),
-    ]);
+    ])
+}
+
+#[test]
+fn tv3_payment_notify() {
+    let f = tv3();
     assert_eq!(
         sign(&f, SignType::Md5, &key(TEST_KEY)),
         "3C30648261E6624F1BF78069EA4D8A82"

@@ -11,7 +11,8 @@ mod refunds;
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::openapi::{Failure, PayParams, Security};
+use super::openapi::{Failure, Security};
+use crate::gateway::wallyt::jspay::PayParams;
 
 use super::rejections::{resource, route_not_found};
 

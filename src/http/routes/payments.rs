@@ -1,6 +1,5 @@
 //! `POST /payments/wechat/prepay` and `GET /payments/status/{orderId}`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -10,9 +9,10 @@ use wallyt_pay_actors::ports::OrderStore;
 use wallyt_pay_actors::{Fen, OrderStatus};
 
 use super::orders::own_order;
+use crate::gateway::wallyt::jspay::PayParams;
 use crate::http::extractors::AuthUser;
-use crate::http::idempotency::{self, Answer};
-use crate::http::openapi::{Envelope, Failure, PayParams};
+use crate::http::idempotency;
+use crate::http::openapi::{Envelope, Failure};
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
@@ -66,15 +66,8 @@ pub async fn prepay(
     state: web::Data<AppState>,
     body: web::Json<PrepayBody>,
 ) -> HttpResponse {
-    let canonical = serde_json::to_string(&*body).unwrap_or_default();
-    idempotency::once(&state, &req, user.id, "prepay", &canonical, || async {
-        match create_prepay(&user, &req, &state, &body).await {
-            Ok(view) => Answer {
-                status: StatusCode::OK,
-                body: envelope::ok_text(view),
-            },
-            Err(error) => error.into(),
-        }
+    idempotency::once_json(&state, &req, user.id, "prepay", &*body, || {
+        create_prepay(&user, &req, &state, &body)
     })
     .await
 }

@@ -1,7 +1,6 @@
 //! `POST /payments/refund`: full or partial, through the order's actor, once per
 //! Idempotency-Key.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,9 +9,9 @@ use wallyt_pay_actors::{Fen, OrderStatus};
 
 use super::orders::own_order;
 use crate::http::extractors::AuthUser;
-use crate::http::idempotency::{self, Answer};
+use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
-use crate::http::{envelope, ApiError};
+use crate::http::ApiError;
 use crate::startup::AppState;
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -59,15 +58,8 @@ pub async fn refund(
     state: web::Data<AppState>,
     body: web::Json<RefundBody>,
 ) -> HttpResponse {
-    let canonical = serde_json::to_string(&*body).unwrap_or_default();
-    idempotency::once(&state, &req, user.id, "refund", &canonical, || async {
-        match request_refund(&user, &state, &body).await {
-            Ok(view) => Answer {
-                status: StatusCode::OK,
-                body: envelope::ok_text(view),
-            },
-            Err(error) => error.into(),
-        }
+    idempotency::once_json(&state, &req, user.id, "refund", &*body, || {
+        request_refund(&user, &state, &body)
     })
     .await
 }
