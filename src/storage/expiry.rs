@@ -9,20 +9,25 @@ use super::payments::issue_tickets;
 use super::stock::{self, Counter};
 use super::{store_error, Database};
 
-pub async fn open_deadlines(db: &Database) -> Result<Vec<Deadline>, StoreError> {
+pub async fn open_deadlines(db: &Database, until: UnixMillis) -> Result<Vec<Deadline>, StoreError> {
     let deadline = |order_id: i64, kind, at: i64| Deadline {
         key: DeadlineKey { order_id, kind },
         at: UnixMillis(at),
         attempt: 0,
     };
-    let orders: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT id, expires_at FROM orders WHERE status = 'PENDING'")
-            .fetch_all(db.pool())
-            .await
-            .map_err(store_error)?;
-    let payments: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, order_id, prepay_expires_at FROM payments WHERE status = 'NOTPAY'",
+    // Both served by the partial indexes on PENDING orders and NOTPAY payments.
+    let orders: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, expires_at FROM orders WHERE status = 'PENDING' AND expires_at <= $1",
     )
+    .bind(until.0)
+    .fetch_all(db.pool())
+    .await
+    .map_err(store_error)?;
+    let payments: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, order_id, prepay_expires_at FROM payments \
+         WHERE status = 'NOTPAY' AND prepay_expires_at <= $1",
+    )
+    .bind(until.0)
     .fetch_all(db.pool())
     .await
     .map_err(store_error)?;

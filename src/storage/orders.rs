@@ -319,8 +319,11 @@ impl OrderStore for Database {
         refunds::finish(self, refund_id, result, now).await
     }
 
-    async fn open_deadlines(&self) -> Result<Vec<wallyt_pay_actors::expiry::Deadline>, StoreError> {
-        expiry::open_deadlines(self).await
+    async fn open_deadlines(
+        &self,
+        until: UnixMillis,
+    ) -> Result<Vec<wallyt_pay_actors::expiry::Deadline>, StoreError> {
+        expiry::open_deadlines(self, until).await
     }
 
     async fn expire_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError> {

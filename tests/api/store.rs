@@ -5,7 +5,9 @@
 use sqlx::AnyPool;
 use wallyt_pay::config::DatabaseSettings;
 use wallyt_pay::storage::Database;
-use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, UnixMillis, UserStore};
+use wallyt_pay_actors::expiry::DeadlineKind;
+use wallyt_pay_actors::ports::OrderStore;
+use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, UnixMillis, UserStore};
 
 use crate::helpers::{fresh_database_url, Backend};
 use crate::on_both_backends;
@@ -20,6 +22,7 @@ on_both_backends!(
     money_keys_are_unique,
     payment_events_are_append_only,
     idempotency_keys_are_scoped,
+    deadlines_come_back_a_window_at_a_time,
 );
 
 const NOW: UnixMillis = UnixMillis(1_733_486_700_000);
@@ -293,4 +296,44 @@ async fn futures_join<T: Send + 'static>(
         out.push(handle.await.expect("task"));
     }
     out
+}
+
+async fn deadlines_come_back_a_window_at_a_time(backend: Backend) {
+    let Some((db, _, _dir)) = open(backend).await else {
+        return;
+    };
+    let user = db.upsert_user("oDeadlines", None, NOW).await.unwrap().id;
+    let t = db
+        .create_ticket_type(&NewTicketType::new("A", Fen::new(100), 10).unwrap(), NOW)
+        .await
+        .unwrap();
+    let line = [OrderLine {
+        ticket_type_id: t.id,
+        quantity: 1,
+    }];
+    let soon = db
+        .create_order(user, &line, UnixMillis(NOW.0 + 1_000), NOW)
+        .await
+        .unwrap();
+    let later = db
+        .create_order(user, &line, UnixMillis(NOW.0 + 3_600_000), NOW)
+        .await
+        .unwrap();
+    let window = db.open_deadlines(UnixMillis(NOW.0 + 60_000)).await.unwrap();
+    let orders: Vec<i64> = window
+        .iter()
+        .filter(|d| d.key.kind == DeadlineKind::OrderExpiry)
+        .map(|d| d.key.order_id)
+        .collect();
+    assert_eq!(orders, vec![soon.id]);
+    let all = db.open_deadlines(UnixMillis(i64::MAX)).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all
+        .iter()
+        .any(|d| d.key.order_id == later.id && d.at == later.expires_at));
+    // Expiring releases the reservation; a second expiry finds nothing to do.
+    assert!(db.expire_order(soon.id, NOW).await.unwrap());
+    assert!(!db.expire_order(soon.id, NOW).await.unwrap());
+    let stock = db.ticket_type(t.id).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved), (9, 1));
 }

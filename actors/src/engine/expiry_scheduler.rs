@@ -83,13 +83,15 @@ impl ExpiryScheduler {
         self.rearm(ctx);
     }
 
-    /// Adds every deadline the store implies that is not pending here already.
+    /// Adds the deadlines the store implies for the next two sweeps that are not pending here.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         let Some(store) = self.store.clone() else {
             return;
         };
+        // Two sweeps ahead: whatever falls due before the next sweep is already held.
+        let until = self.clock.now().plus(self.sweep_interval * 2);
         ctx.spawn(
-            async move { store.open_deadlines().await }
+            async move { store.open_deadlines(until).await }
                 .into_actor(self)
                 .map(|loaded, act, ctx| match loaded {
                     Ok(deadlines) => {

@@ -163,7 +163,10 @@ impl OrderStore for FakeStore {
         ))
     }
 
-    async fn open_deadlines(&self) -> Result<Vec<crate::expiry::Deadline>, StoreError> {
+    async fn open_deadlines(
+        &self,
+        _: UnixMillis,
+    ) -> Result<Vec<crate::expiry::Deadline>, StoreError> {
         Ok(Vec::new())
     }
 

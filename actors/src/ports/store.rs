@@ -234,9 +234,13 @@ pub trait OrderStore: Send + Sync {
         result: &RefundResult,
         now: UnixMillis,
     ) -> Result<FinishOutcome, StoreError>;
-    /// Every open deadline the store implies: PENDING orders (their `expiresAt`) and NOTPAY
-    /// payments (their prepay's `time_expire`). The timer service is rebuilt from these.
-    async fn open_deadlines(&self) -> Result<Vec<crate::expiry::Deadline>, StoreError>;
+    /// The open deadlines the store implies that fall before `until`: PENDING orders (their
+    /// `expiresAt`) and NOTPAY payments (their prepay's `time_expire`). The timer service is
+    /// rebuilt from these, a window at a time, so its memory follows what is due soon.
+    async fn open_deadlines(
+        &self,
+        until: UnixMillis,
+    ) -> Result<Vec<crate::expiry::Deadline>, StoreError>;
 
     /// In one transaction: a PENDING order with no open (NOTPAY) trade left becomes CANCELLED
     /// (EXPIRED) and its reservation goes back (reserved → available). Answers whether it did.
