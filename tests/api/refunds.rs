@@ -245,7 +245,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
     .await;
 
     // While the first request with a key is still running, the same key is refused.
-    app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 600 }))
+    app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 1500 }))
         .await;
     let slow = {
         let (url, token, body) = (
@@ -275,7 +275,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
     )
     .await;
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        started.elapsed() < Duration::from_millis(1000),
         "refused at once, not queued"
     );
     assert_eq!(slow.await.unwrap(), StatusCode::OK);
