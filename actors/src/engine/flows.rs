@@ -27,7 +27,7 @@ async fn load(engine: &Engine, order_id: i64) -> Result<Order, ActorError> {
         .ok_or(ActorError::OrderNotFound)
 }
 
-fn mailbox(error: actix::MailboxError) -> ActorError {
+pub(super) fn mailbox(error: actix::MailboxError) -> ActorError {
     ActorError::Busy(format!("gateway supervisor: {error}"))
 }
 

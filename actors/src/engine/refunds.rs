@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::error::ActorError;
+use super::flows::mailbox;
 use super::gateway_supervisor::{AskRefund, QueryRefund};
 use super::messages::Refund as RefundMessage;
 use super::refund_poller::Watch;
@@ -23,10 +24,6 @@ use crate::refund::{
 /// Outcome queries before the first answer; the rest is the poller's.
 const BRIEF_QUERIES: usize = 3;
 const BRIEF_SPACING: Duration = Duration::from_millis(150);
-
-fn mailbox(error: actix::MailboxError) -> ActorError {
-    ActorError::Busy(format!("gateway supervisor: {error}"))
-}
 
 pub async fn refund(
     engine: &Engine,
