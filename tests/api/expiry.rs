@@ -361,3 +361,44 @@ async fn a_second_trade_paid_for_a_confirmed_order_is_refunded_in_full() {
         json!({ "total": 5, "available": 4, "reserved": 0, "sold": 1 })
     );
 }
+
+#[tokio::test]
+async fn an_open_trade_is_closed_even_after_another_trade_confirmed_the_order() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        short_ttls(vars);
+        vars.insert("ORDER_TTL".into(), "1m".into());
+    })
+    .await
+    .unwrap();
+    let p = purchase(&app, 5, 1).await;
+    let first = prepay(&app, &p).await;
+    eventually(Duration::from_secs(5), || async {
+        let trade = app.sandbox_trade(&first).await;
+        (trade["close_calls"] == json!(1), trade)
+    })
+    .await;
+    let second = prepay(&app, &p).await;
+    // The closed first trade is paid after all: it confirms the order.
+    let response = app
+        .client
+        .post(app.url(&format!("/sandbox/trades/{first}/pay")))
+        .json(&json!({ "force": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
+    // The second trade must not stay open: at its expiry it is closed like any other.
+    let trade = eventually(Duration::from_secs(6), || async {
+        let trade = app.sandbox_trade(&second).await;
+        (trade["close_calls"] == json!(1), trade)
+    })
+    .await;
+    assert_eq!(trade["close_calls"], json!(1));
+    let open = "SELECT COUNT(*) FROM payments WHERE status = 'NOTPAY'";
+    assert_eq!(app.count(open).await, 0);
+    assert_eq!(
+        app.order(&p.token, &p.order).await["status"],
+        json!("CONFIRMED")
+    );
+}

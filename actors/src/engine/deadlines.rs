@@ -55,7 +55,10 @@ pub async fn expire(
     let Some(order) = engine.store.order(order_id).await? else {
         return Ok(Vec::new());
     };
-    if order.status != OrderStatus::Pending {
+    // A prepay's own expiry still ends its trade when the order was settled by another trade
+    // meanwhile (nothing stays open); the other deadlines only matter while the order waits.
+    let prepay_expiry = matches!(kind, DeadlineKind::PrepayExpiry { .. });
+    if order.status != OrderStatus::Pending && !prepay_expiry {
         return Ok(Vec::new());
     }
     let payments = engine.store.payments(order_id).await?;
