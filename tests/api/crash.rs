@@ -82,6 +82,27 @@ async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Va
     expect_status(request.send().await.unwrap(), StatusCode::OK).await["data"].clone()
 }
 
+/// Creates an order and its prepay; answers the order id and the trade's out_trade_no.
+async fn order_and_prepay(base: &str, token: &str, openid: &str, order: &Value) -> (Value, String) {
+    let created = reqwest::Client::new()
+        .post(format!("{base}/orders"))
+        .bearer_auth(token)
+        .json(order)
+        .send()
+        .await
+        .unwrap();
+    let order_id = expect_status(created, StatusCode::CREATED).await["data"]["id"].clone();
+    let body = json!({ "orderId": order_id, "openid": openid });
+    let prepay = call(
+        reqwest::Method::POST,
+        format!("{base}/payments/wechat/prepay"),
+        token,
+        Some(body),
+    )
+    .await;
+    (order_id, prepay["outTradeNo"].as_str().unwrap().to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_deadline_and_no_refund() {
     let gateway = Gateway::start();
@@ -111,42 +132,11 @@ async fn sigkill_loses_no_deadline_and_no_refund() {
     let ticket_type = expect_status(created, StatusCode::CREATED).await["data"]["id"].clone();
     let post = reqwest::Method::POST;
     let order_body = json!({ "items": [{ "ticketTypeId": ticket_type, "quantity": 1 }] });
-    let expiring = http
-        .post(format!("{}/orders", first.base))
-        .bearer_auth(&token)
-        .json(&order_body)
-        .send()
-        .await
-        .unwrap();
-    let expiring = expect_status(expiring, StatusCode::CREATED).await["data"]["id"].clone();
-    let prepay = json!({ "orderId": expiring, "openid": openid });
-    let expiring_trade = call(
-        post.clone(),
-        format!("{}/payments/wechat/prepay", first.base),
-        &token,
-        Some(prepay),
-    )
-    .await;
-    let expiring_trade = expiring_trade["outTradeNo"].as_str().unwrap().to_owned();
+    let (expiring, expiring_trade) =
+        order_and_prepay(&first.base, &token, &openid, &order_body).await;
 
     // A second order, paid, with a refund the gateway keeps PROCESSING for a while.
-    let paid = http
-        .post(format!("{}/orders", first.base))
-        .bearer_auth(&token)
-        .json(&order_body)
-        .send()
-        .await
-        .unwrap();
-    let paid = expect_status(paid, StatusCode::CREATED).await["data"]["id"].clone();
-    let prepay = json!({ "orderId": paid, "openid": openid });
-    let paid_trade = call(
-        post.clone(),
-        format!("{}/payments/wechat/prepay", first.base),
-        &token,
-        Some(prepay),
-    )
-    .await;
-    let paid_trade = paid_trade["outTradeNo"].as_str().unwrap().to_owned();
+    let (paid, paid_trade) = order_and_prepay(&first.base, &token, &openid, &order_body).await;
     gateway
         .sandbox
         .with_state(|s| s.global_faults.notify_drop = Some(true));

@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod expiry;
 mod health;
+mod late_payments;
 mod login;
 mod notify;
 mod openapi;

@@ -6,14 +6,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use crate::helpers::{expect_error, expect_status, Backend, TestApp};
-use crate::shop::{paid_purchase, purchase, Gateway};
-
-async fn sandbox_refunds(app: &TestApp, otn: &str) -> Vec<Value> {
-    app.sandbox_trade(otn).await["refunds"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use crate::shop::{paid_purchase, purchase, sandbox_refunds, Gateway};
 
 async fn wait_for_cancelled(app: &TestApp, token: &str, order: &Value) -> Value {
     app.wait_for_order(token, order, "CANCELLED").await

@@ -2,24 +2,17 @@
 //! uncertain outcomes resent under the same number, every final status, and Idempotency-Key.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{expect_error, expect_status, Backend, TestApp};
 use crate::on_both_backends;
-use crate::shop::{paid_purchase, purchase};
+use crate::shop::{paid_purchase, purchase, sandbox_refunds};
 
 on_both_backends!(
     runbook_partial_then_full_refund,
     concurrent_refunds_never_exceed_the_payment
 );
-
-async fn sandbox_refunds(app: &TestApp, otn: &str) -> Vec<Value> {
-    app.sandbox_trade(otn).await["refunds"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
 
 async fn runbook_partial_then_full_refund(backend: Backend) {
     let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {

@@ -214,3 +214,23 @@ impl Gateway {
         self.sandbox.with_state(|s| s.trades[out_trade_no].clone())
     }
 }
+
+/// The refunds the sandbox holds for a trade.
+pub async fn sandbox_refunds(app: &TestApp, out_trade_no: &str) -> Vec<Value> {
+    app.sandbox_trade(out_trade_no).await["refunds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The customer pays a trade even though it is closed (a late payment).
+pub async fn force_pay(app: &TestApp, out_trade_no: &str) {
+    let response = app
+        .client
+        .post(app.url(&format!("/sandbox/trades/{out_trade_no}/pay")))
+        .json(&json!({ "force": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
