@@ -7,7 +7,21 @@ use rand::RngCore;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::time::Duration;
+use wallyt_pay_actors::ports::locks::next_fence;
 use wallyt_pay_actors::ports::{Lease, LockManager};
+use wallyt_pay_actors::{Clock, SystemClock};
+
+/// Takes the lease and draws its fencing token in one step: `max(last + 1, now_ms * 1000)`,
+/// so tokens keep growing even when Redis lost the last one (it keeps nothing on disk).
+const ACQUIRE: &str = r#"
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
+  local last = tonumber(redis.call("GET", KEYS[2]) or "0")
+  local fence = math.max(last + 1, tonumber(ARGV[3]))
+  redis.call("SET", KEYS[2], string.format("%d", fence))
+  return fence
+else
+  return -1
+end"#;
 
 const RENEW: &str = r#"
 if redis.call("GET", KEYS[1]) == ARGV[1] then
@@ -59,18 +73,20 @@ impl LockManager for RedisLocks {
     async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, String> {
         let token = token();
         let mut connection = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
+        let from_clock = next_fence(None, SystemClock.now().0);
+        let fence: i64 = Script::new(ACQUIRE)
+            .key(key)
+            .key(format!("{key}:fence"))
             .arg(&token)
-            .arg("NX")
-            .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut connection)
+            .arg(from_clock)
+            .invoke_async(&mut connection)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(set.map(|_| Lease {
+        Ok((fence >= 0).then(|| Lease {
             key: key.to_owned(),
             token,
+            fence,
         }))
     }
 

@@ -79,6 +79,7 @@ async fn redis_leases_are_exclusive_expiring_and_released_by_their_holder_only()
     let forged = wallyt_pay_actors::ports::Lease {
         key: key.clone(),
         token: "not-mine".into(),
+        fence: 0,
     };
     locks.release(&forged).await.unwrap();
     assert!(!locks.renew(&forged, ttl).await.unwrap());

@@ -7,12 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::ports::locks::next_fence;
 use crate::ports::{Lease, LockManager};
+use crate::time::{Clock, SystemClock};
 
 #[derive(Default)]
 pub struct LocalLocks {
     held: Mutex<HashMap<String, (String, Instant)>>,
     next_token: AtomicU64,
+    /// The last fencing token handed out per key (kept after release: tokens only grow).
+    fences: Mutex<HashMap<String, i64>>,
 }
 
 impl LocalLocks {
@@ -31,9 +35,13 @@ impl LockManager for LocalLocks {
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed).to_string();
         held.insert(key.to_owned(), (token.clone(), now + ttl));
+        let mut fences = self.fences.lock().map_err(|e| e.to_string())?;
+        let fence = next_fence(fences.get(key).copied(), SystemClock.now().0);
+        fences.insert(key.to_owned(), fence);
         Ok(Some(Lease {
             key: key.to_owned(),
             token,
+            fence,
         }))
     }
 

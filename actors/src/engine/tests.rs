@@ -232,6 +232,7 @@ impl LockManager for NoLocks {
         Ok(Some(Lease {
             key: key.into(),
             token: "t".into(),
+            fence: 1,
         }))
     }
 
