@@ -8,7 +8,9 @@
 //! - [`time`]: [`UnixMillis`] and the [`Clock`] port, so timers and TTLs are test inputs.
 //! - [`user`]: a mini-program user, known by the openid WeChat gives us.
 //! - [`catalog`]: ticket types and their stock counters (`available + reserved + sold == total`).
-//! - [`order`], [`payment`], [`refund`]: the state machines as pure functions.
+//! - [`order`], [`payment`], [`refund`], [`ticket`]: the state machines as pure functions.
+//! - [`policy`]: the decisions (late payments, which payment a refund takes, what a refund
+//!   does to its order), called by the stores inside the transaction that applies them.
 //! - [`ports`]: the traits the application implements with real I/O (store, gateway, locks).
 //! - [`engine`]: the order actors, their registry and the gateway and lock supervisors.
 
@@ -18,8 +20,10 @@ pub mod expiry;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod policy;
 pub mod ports;
 pub mod refund;
+pub mod ticket;
 pub mod time;
 pub mod user;
 
@@ -29,5 +33,6 @@ pub use order::{CancelReason, Order, OrderItem, OrderLine, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Ticket};
 pub use ports::{CatalogStore, StoreError, UserStore};
 pub use refund::{Refund, RefundKind, RefundStatus};
+pub use ticket::TicketStatus;
 pub use time::{Clock, SystemClock, UnixMillis};
 pub use user::User;

@@ -76,6 +76,17 @@ impl OrderStatus {
         }
     }
 
+    /// A late payment for an order that expired unpaid: confirmed after all (the contract's
+    /// one named step backwards). Any other cancellation is final.
+    pub fn revive(self, reason: Option<CancelReason>) -> Result<OrderStatus, OrderRefusal> {
+        match (self, reason) {
+            (OrderStatus::Cancelled, Some(CancelReason::Expired)) => Ok(OrderStatus::Confirmed),
+            (OrderStatus::Cancelled, _) => Err(OrderRefusal::Cancelled),
+            (OrderStatus::Confirmed, _) => Err(OrderRefusal::AlreadyConfirmed),
+            (OrderStatus::Pending, _) => Err(OrderRefusal::StillPending),
+        }
+    }
+
     /// Whether a prepay may be created: pending and before its deadline.
     pub fn payable(self, expires_at: UnixMillis, now: UnixMillis) -> bool {
         self == OrderStatus::Pending && now < expires_at

@@ -45,6 +45,15 @@ impl RefundStatus {
     pub fn is_final(self) -> bool {
         self != RefundStatus::Processing
     }
+
+    /// The gateway's final word on a PROCESSING refund. A final refund never changes again.
+    pub fn finish(self, outcome: RefundStatus) -> Result<RefundStatus, RefundStatus> {
+        match (self, outcome) {
+            (RefundStatus::Processing, RefundStatus::Processing) => Err(self),
+            (RefundStatus::Processing, outcome) => Ok(outcome),
+            (done, _) => Err(done),
+        }
+    }
 }
 
 /// Why a refund exists.

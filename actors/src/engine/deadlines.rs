@@ -113,7 +113,7 @@ pub async fn expire(
             }
             if engine
                 .store
-                .expire_order(order_id, engine.clock.now())
+                .expire_order(order_id, engine.fence, engine.clock.now())
                 .await?
             {
                 tracing::info!(event = "order.expired", order_id);
@@ -134,15 +134,16 @@ async fn settle_open_trade(engine: &Engine, payment: &Payment) -> Result<(), Act
     let status = query_trade(engine, payment).await?;
     match status {
         TradeStatus::Paid { .. } => apply_reported(engine, payment, status).await.map(drop),
-        // The gateway never had it: nothing to close there.
-        TradeStatus::Unknown => {
+        // The gateway never had it, or closed it on its own: nothing to close there (a second
+        // close would only answer ORDERCLOSED).
+        TradeStatus::Unknown | TradeStatus::Closed => {
             engine
                 .store
-                .close_payment(payment.id, engine.clock.now())
+                .close_payment(payment.id, engine.fence, engine.clock.now())
                 .await?;
             Ok(())
         }
-        TradeStatus::Open | TradeStatus::Closed => match close_trade(engine, payment).await {
+        TradeStatus::Open => match close_trade(engine, payment).await {
             Ok(()) => {
                 engine.observer.trade_closed();
                 Ok(())

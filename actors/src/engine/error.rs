@@ -27,6 +27,14 @@ pub enum ActorError {
     Store(#[from] StoreError),
 }
 
+impl ActorError {
+    /// Another node took the order over while we worked (our lease expired): the write was
+    /// refused, the caller may retry and will see that node's result.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, ActorError::Store(StoreError::Fenced(_)))
+    }
+}
+
 impl From<GatewayFailure> for ActorError {
     fn from(failure: GatewayFailure) -> ActorError {
         match failure {

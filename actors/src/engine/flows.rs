@@ -8,9 +8,9 @@ use super::error::ActorError;
 use super::expiry_scheduler::Schedule;
 use super::gateway_supervisor::{CloseTrade, CreatePrepay, QueryTrade};
 use super::messages::{Prepay, PrepayAnswer};
-use super::refunds::refund_automatically;
+use super::refunds::send_planned_refund;
 use super::Engine;
-use crate::order::{CancelReason, Order, OrderStatus};
+use crate::order::{Order, OrderStatus};
 use crate::payment::{Payment, PaymentStatus};
 use crate::ports::{
     ApplyOutcome, GatewayFailure, NewPaymentEvent, NewPrepay, PaymentApplication, PrepayRequest,
@@ -89,7 +89,7 @@ pub async fn prepay(
         pay_params: created.pay_params,
         prepay_expires_at: time_expire,
     };
-    match engine.store.insert_prepay(&prepay, now).await {
+    match engine.store.insert_prepay(&prepay, engine.fence, now).await {
         Ok(payment) => {
             for deadline in deadlines::for_prepay(engine, &payment) {
                 engine.expiry.do_send(Schedule(deadline));
@@ -122,10 +122,11 @@ pub(super) async fn close_trade(engine: &Engine, payment: &Payment) -> Result<()
         .await
         .map_err(mailbox)?;
     match closed {
+        // ORDERCLOSED arrives here as Ok: a trade the gateway closed on its own is closed.
         Ok(()) => {
             engine
                 .store
-                .close_payment(payment.id, engine.clock.now())
+                .close_payment(payment.id, engine.fence, engine.clock.now())
                 .await?;
             Ok(())
         }
@@ -183,7 +184,10 @@ async fn sync_trade(engine: &Engine, payment: &Payment) -> Result<bool, ActorErr
     apply_reported(engine, payment, status).await
 }
 
-/// Applies a verified payment and records what came of it.
+/// Applies a verified payment and records what came of it. The store applies the policy's
+/// decision (confirm, revive, or refund in full) in the same transaction as PAID, so a crash
+/// after it leaves nothing undecided: a planned refund is a PROCESSING row that every node's
+/// refund poller finishes.
 pub async fn apply_paid(
     engine: &Engine,
     order_id: i64,
@@ -191,7 +195,10 @@ pub async fn apply_paid(
     source: &str,
 ) -> Result<ApplyOutcome, ActorError> {
     let now = engine.clock.now();
-    let outcome = engine.store.apply_payment(&application, now).await?;
+    let outcome = engine
+        .store
+        .apply_payment(&application, engine.payment_rules(), engine.fence, now)
+        .await?;
     let otn = application.out_trade_no.as_str();
     let verdict: &str = match &outcome {
         ApplyOutcome::Confirmed { tickets } => {
@@ -204,17 +211,41 @@ pub async fn apply_paid(
             );
             "confirmed"
         }
-        ApplyOutcome::AlreadyApplied => "duplicate",
-        ApplyOutcome::PaidButOrderNot { order_status } => {
+        ApplyOutcome::Revived { tickets } => {
+            tracing::info!(
+                event = "wallyt.notify.late_payment",
+                order_id,
+                out_trade_no = otn,
+                action = "reconfirmed",
+                tickets,
+                source
+            );
+            engine.observer.late_payment("reconfirmed");
+            "late_payment_reconfirmed"
+        }
+        ApplyOutcome::RefundPlanned { refund } => {
+            let double = refund.kind == RefundKind::DoublePayment;
             tracing::warn!(
                 event = "wallyt.notify.late_payment",
                 order_id,
                 out_trade_no = otn,
-                order_status = order_status.as_str(),
+                action = "refund",
+                kind = refund.kind.as_str(),
+                out_refund_no = %refund.out_refund_no,
                 source,
             );
-            money_without_an_order(engine, order_id, otn, *order_status).await?
+            engine.observer.late_payment(if double {
+                "double_refunded"
+            } else {
+                "refunded"
+            });
+            if double {
+                "double_payment_refunding"
+            } else {
+                "late_payment_refunding"
+            }
         }
+        ApplyOutcome::AlreadyApplied => "duplicate",
         ApplyOutcome::AmountMismatch { expected } => {
             tracing::error!(
                 event = "wallyt.notify.amount_mismatch",
@@ -240,59 +271,16 @@ pub async fn apply_paid(
             application.paid_at.0
         ),
     };
-    engine.store.append_event(&event, now).await?;
+    // The audit line is not part of the transition: losing it must not fail the notify.
+    if let Err(error) = engine.store.append_event(&event, now).await {
+        tracing::warn!(event = "payment_event.append_failed", order_id, %error);
+    }
+    if let ApplyOutcome::RefundPlanned { refund } = &outcome {
+        // The refund is already durable; sending it now is the fast path, the poller the
+        // safety net.
+        send_planned_refund(engine, refund.clone()).await;
+    }
     Ok(outcome)
-}
-
-/// The late-payment policy. Money paid for an order that expired is honoured if the stock can
-/// be taken again (the order is confirmed and ticketed after all); otherwise it goes back in
-/// full. Money paid by a second trade for an order already confirmed goes back in full. Either
-/// way it is recorded first and never silently kept.
-async fn money_without_an_order(
-    engine: &Engine,
-    order_id: i64,
-    out_trade_no: &str,
-    order_status: OrderStatus,
-) -> Result<&'static str, ActorError> {
-    let kind = match order_status {
-        OrderStatus::Cancelled => {
-            let order = load(engine, order_id).await?;
-            let expired = order.cancel_reason == Some(CancelReason::Expired);
-            if expired
-                && engine
-                    .store
-                    .revive_order(order_id, engine.clock.now())
-                    .await?
-            {
-                tracing::info!(
-                    event = "wallyt.notify.late_payment",
-                    order_id,
-                    out_trade_no,
-                    action = "reconfirmed"
-                );
-                engine.observer.late_payment("reconfirmed");
-                return Ok("late_payment_reconfirmed");
-            }
-            RefundKind::LatePayment
-        }
-        OrderStatus::Confirmed | OrderStatus::Pending => RefundKind::DoublePayment,
-    };
-    tracing::warn!(
-        event = "wallyt.notify.late_payment",
-        order_id,
-        out_trade_no,
-        action = "refund",
-        kind = kind.as_str()
-    );
-    engine.observer.late_payment(match kind {
-        RefundKind::DoublePayment => "double_refunded",
-        _ => "refunded",
-    });
-    refund_automatically(engine, order_id, out_trade_no, kind).await?;
-    Ok(match kind {
-        RefundKind::DoublePayment => "double_payment_refunding",
-        _ => "late_payment_refunding",
-    })
 }
 
 /// For a pending order with an open prepay: one gateway query, applied if paid.

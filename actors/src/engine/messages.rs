@@ -49,6 +49,9 @@ pub struct Refund {
     /// `None`: everything still refundable.
     pub amount: Option<Fen>,
     pub reason: Option<String>,
+    /// The request's Idempotency-Key (scoped to user and endpoint): a retry of the same request
+    /// answers the refund the first one made, whatever happened to it.
+    pub request_key: Option<String>,
 }
 
 impl Message for Refund {

@@ -23,7 +23,7 @@ use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{Observer, OrderStore};
+use crate::ports::{Fence, Observer, OrderStore, PaymentRules};
 use crate::time::Clock;
 use error::ActorError;
 use expiry_scheduler::ExpiryScheduler;
@@ -57,6 +57,11 @@ pub struct EngineConfig {
     pub expiry_grace: Duration,
     /// How often the store is swept for deadlines the timer service does not know.
     pub sweep_interval: Duration,
+    /// A late payment revives its expired order only this long after the expiry.
+    pub late_payment_revive_within: Duration,
+    /// How often every node reloads the PROCESSING refunds from the store (a refund whose
+    /// node died is polled by the others).
+    pub refund_sweep_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +78,8 @@ impl Default for EngineConfig {
             query_schedule: [10, 30, 60, 180, 300].map(Duration::from_secs).to_vec(),
             expiry_grace: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(30),
+            late_payment_revive_within: Duration::from_secs(30 * 60),
+            refund_sweep_interval: Duration::from_secs(30),
         }
     }
 }
@@ -88,13 +95,23 @@ pub struct Engine {
     pub refund_poller: Addr<RefundPoller>,
     pub expiry: Addr<ExpiryScheduler>,
     pub observer: Arc<dyn Observer>,
+    /// The fencing token of the lease this engine acts under (`with_lease` sets it; the
+    /// store refuses writes of an order under a token older than one that wrote it).
+    pub fence: Fence,
 }
 
 impl Engine {
-    /// Runs `work` while holding the order's lease.
-    pub async fn with_lease<T, F>(&self, order_id: i64, work: F) -> Result<T, ActorError>
+    pub fn payment_rules(&self) -> PaymentRules {
+        PaymentRules {
+            revive_within: self.config.late_payment_revive_within,
+        }
+    }
+
+    /// Runs `work` while holding the order's lease; `work` gets the engine fenced with it.
+    pub async fn with_lease<T, F, Fut>(&self, order_id: i64, work: F) -> Result<T, ActorError>
     where
-        F: std::future::Future<Output = Result<T, ActorError>>,
+        F: FnOnce(Engine) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ActorError>>,
     {
         let key = format!("wallyt-pay:order:{order_id}");
         let lease = self
@@ -102,7 +119,11 @@ impl Engine {
             .send(Acquire { key })
             .await
             .map_err(|e| ActorError::Busy(e.to_string()))??;
-        let result = work.await;
+        let fenced = Engine {
+            fence: Fence(lease.fence),
+            ..self.clone()
+        };
+        let result = work(fenced).await;
         // Released even when the work failed; a lost release only delays the next holder.
         let _ = self.locks.send(Release(lease)).await;
         result

@@ -4,7 +4,7 @@
 //! actix actor would interleave a prepay's gateway call with a notify's confirmation.
 
 use actix::prelude::*;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::deadlines;
 use super::error::ActorError;
@@ -73,9 +73,9 @@ impl Handler<Prepay> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                engine
-                    .with_lease(order_id, flows::prepay(&engine, order_id, msg))
-                    .await
+                let work =
+                    |engine: Engine| async move { flows::prepay(&engine, order_id, msg).await };
+                engine.with_lease(order_id, work).await
             }
             .into_actor(self),
         ))
@@ -94,7 +94,9 @@ impl Handler<ApplyPaid> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                let work = flows::apply_paid(&engine, order_id, application, "notify");
+                let work = |engine: Engine| async move {
+                    flows::apply_paid(&engine, order_id, application, "notify").await
+                };
                 engine.with_lease(order_id, work).await
             }
             .into_actor(self),
@@ -118,9 +120,10 @@ impl Handler<SyncWithGateway> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                engine
-                    .with_lease(order_id, flows::sync_with_gateway(&engine, order_id))
-                    .await
+                let work = |engine: Engine| async move {
+                    flows::sync_with_gateway(&engine, order_id).await
+                };
+                engine.with_lease(order_id, work).await
             }
             .into_actor(self),
         ))
@@ -135,9 +138,9 @@ impl Handler<Refund> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                engine
-                    .with_lease(order_id, refunds::refund(&engine, order_id, msg))
-                    .await
+                let work =
+                    |engine: Engine| async move { refunds::refund(&engine, order_id, msg).await };
+                engine.with_lease(order_id, work).await
             }
             .into_actor(self),
         ))
@@ -152,9 +155,9 @@ impl Handler<CheckRefund> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                engine
-                    .with_lease(order_id, refunds::check(&engine, msg.refund_id))
-                    .await
+                let work =
+                    |engine: Engine| async move { refunds::check(&engine, msg.refund_id).await };
+                engine.with_lease(order_id, work).await
             }
             .into_actor(self),
         ))
@@ -169,9 +172,10 @@ impl Handler<Expire> for OrderActor {
         let (engine, order_id) = (self.engine.clone(), self.order_id);
         AtomicResponse::new(Box::pin(
             async move {
-                engine
-                    .with_lease(order_id, deadlines::expire(&engine, order_id, kind))
-                    .await
+                let work = |engine: Engine| async move {
+                    deadlines::expire(&engine, order_id, kind).await
+                };
+                engine.with_lease(order_id, work).await
             }
             .into_actor(self),
         ))

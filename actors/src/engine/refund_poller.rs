@@ -1,11 +1,14 @@
 //! The RefundPoller keeps asking about refunds the gateway has not finished, with backoff,
-//! through each order's actor (so a poll never races a client's refund of the same order).
-//! It is rebuilt from the PROCESSING rows when it starts: a restart loses no refund.
+//! through each order's actor (so a poll never races a client's refund of the same order, and
+//! under the order's lease, so one node at a time asks). It is a cache of the PROCESSING rows,
+//! never the only record: it reloads them at start and again every sweep, so a refund begun
+//! by a node that died — or planned with a late payment — is finished by whichever node lives.
 
 use actix::prelude::*;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::messages::CheckRefund;
 use super::registry::{Lookup, OrderRegistry};
@@ -29,17 +32,42 @@ pub struct RefundPoller {
     store: Arc<dyn OrderStore>,
     registry: Option<Addr<OrderRegistry>>,
     base: Duration,
-    due: HashMap<i64, Due>,
+    sweep: Duration,
+    /// Ordered by refund id, so that a seeded simulation polls in the same order every run.
+    due: BTreeMap<i64, Due>,
 }
 
 impl RefundPoller {
-    pub fn new(store: Arc<dyn OrderStore>, base: Duration) -> RefundPoller {
+    pub fn new(store: Arc<dyn OrderStore>, base: Duration, sweep: Duration) -> RefundPoller {
         RefundPoller {
             store,
             registry: None,
             base,
-            due: HashMap::new(),
+            sweep,
+            due: BTreeMap::new(),
         }
+    }
+
+    /// Adds the PROCESSING refunds of the store that are not watched yet.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.processing_refunds().await }
+                .into_actor(self)
+                .map(|loaded, act, _| match loaded {
+                    Ok(refunds) => {
+                        for refund in refunds {
+                            act.due.entry(refund.id).or_insert(Due {
+                                order_id: refund.order_id,
+                                attempt: 0,
+                                at: Instant::now(),
+                                in_flight: false,
+                            });
+                        }
+                    }
+                    Err(error) => tracing::error!(event = "refund.poller.load_failed", %error),
+                }),
+        );
     }
 
     fn delay(&self, attempt: usize) -> Duration {
@@ -83,24 +111,8 @@ impl Actor for RefundPoller {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let store = self.store.clone();
-        ctx.spawn(
-            async move { store.processing_refunds().await }
-                .into_actor(self)
-                .map(|loaded, act, _| match loaded {
-                    Ok(refunds) => {
-                        for refund in refunds {
-                            act.due.entry(refund.id).or_insert(Due {
-                                order_id: refund.order_id,
-                                attempt: 0,
-                                at: Instant::now(),
-                                in_flight: false,
-                            });
-                        }
-                    }
-                    Err(error) => tracing::error!(event = "refund.poller.load_failed", %error),
-                }),
-        );
+        self.reload(ctx);
+        ctx.run_interval(self.sweep, |act, ctx| act.reload(ctx));
         let tick = (self.base / 2).max(Duration::from_millis(10));
         ctx.run_interval(tick, |act, ctx| act.tick(ctx));
     }

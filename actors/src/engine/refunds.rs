@@ -13,6 +13,7 @@ use super::refund_poller::Watch;
 use super::Engine;
 use crate::order::OrderStatus;
 use crate::payment::Payment;
+use crate::policy;
 use crate::ports::{
     BeginRefundError, FinishOutcome, GatewayFailure, NewPaymentEvent, NewRefund, RefundProgress,
     RefundRequest, RefundResult,
@@ -30,6 +31,13 @@ pub async fn refund(
     order_id: i64,
     msg: RefundMessage,
 ) -> Result<Refund, ActorError> {
+    // A retry of a request that already made its refund answers that refund — whatever
+    // happened to the first attempt (timeout, 5xx, disconnect, crash) — and never a second.
+    if let Some(key) = msg.request_key.as_deref() {
+        if let Some(existing) = engine.store.refund_for_request(key).await? {
+            return resume(engine, existing).await;
+        }
+    }
     let order = engine
         .store
         .order(order_id)
@@ -42,22 +50,11 @@ pub async fn refund(
         )));
     }
     let payments = engine.store.payments(order_id).await?;
-    let payment = payments
-        .iter()
-        .find(|p| p.status.money_received())
-        .ok_or_else(|| {
-            ActorError::InvalidOrderStatus("the order has no payment to refund".into())
-        })?;
-
-    // A refund still PROCESSING whose outcome we do not know is retried, not doubled: a client
-    // repeating its request after a timeout gets the same out_refund_no sent again.
     let refunds = engine.store.refunds(order_id).await?;
-    if let Some(open) = refunds.iter().find(|r| {
-        r.status == RefundStatus::Processing && msg.amount.is_none_or(|amount| amount == r.amount)
-    }) {
-        return drive(engine, payment, open.clone()).await;
-    }
-
+    let payment = policy::refundable_payment(&payments, &refunds).ok_or_else(|| {
+        ActorError::InvalidOrderStatus("the order has no payment to refund".into())
+    })?;
+    // Refunds still PROCESSING hold their amount: "the rest" is what they leave.
     let left = refundable(payment.amount, payment.refund_committed);
     let amount = refund_amount(msg.amount, left).map_err(|e| match e {
         RefundRequestError::Exceeded { refundable } => {
@@ -73,21 +70,22 @@ pub async fn refund(
         amount,
         reason: msg.reason,
         kind: RefundKind::Requested,
+        request_key: msg.request_key,
     };
-    let refund = engine
-        .store
-        .begin_refund(&new, now)
-        .await
-        .map_err(|e| match e {
-            BeginRefundError::Exceeded { refundable } => {
-                ActorError::RefundAmountExceeded { refundable }
-            }
-            BeginRefundError::NotConfirmed => {
-                ActorError::InvalidOrderStatus("only CONFIRMED orders can be refunded".into())
-            }
-            BeginRefundError::Exists(no) => ActorError::Busy(format!("refund {no} exists already")),
-            BeginRefundError::Store(e) => e.into(),
-        })?;
+    let refund = match engine.store.begin_refund(&new, engine.fence, now).await {
+        Ok(refund) => refund,
+        // The same request raced itself in (two nodes): answer the refund it made.
+        Err(BeginRefundError::Exists(existing)) => return resume(engine, *existing).await,
+        Err(BeginRefundError::Exceeded { refundable }) => {
+            return Err(ActorError::RefundAmountExceeded { refundable })
+        }
+        Err(BeginRefundError::NotConfirmed) => {
+            return Err(ActorError::InvalidOrderStatus(
+                "only CONFIRMED orders can be refunded".into(),
+            ))
+        }
+        Err(BeginRefundError::Store(e)) => return Err(e.into()),
+    };
     tracing::info!(
         event = "wallyt.refund.requested",
         order_id,
@@ -97,52 +95,45 @@ pub async fn refund(
     drive(engine, payment, refund).await
 }
 
-/// Returns a payment the order should not keep (late, or a second trade), in full, under a
-/// number derived from the payment — so doing it twice finds the first refund instead.
-pub async fn refund_automatically(
-    engine: &Engine,
-    order_id: i64,
-    out_trade_no: &str,
-    kind: RefundKind,
-) -> Result<(), ActorError> {
-    let Some(payment) = engine.store.payment_by_out_trade_no(out_trade_no).await? else {
-        return Ok(());
-    };
-    let new = NewRefund {
-        order_id,
-        payment_id: payment.id,
-        out_refund_no: format!("RF{order_id}_P{}", payment.id),
-        amount: refundable(payment.amount, payment.refund_committed),
-        reason: Some(kind.as_str().to_owned()),
-        kind,
-    };
-    let refund = match engine.store.begin_refund(&new, engine.clock.now()).await {
-        Ok(refund) => refund,
-        Err(BeginRefundError::Exists(_)) | Err(BeginRefundError::Exceeded { .. }) => {
-            let refunds = engine.store.refunds(order_id).await?;
-            match refunds
-                .into_iter()
-                .find(|r| r.out_refund_no == new.out_refund_no)
-            {
-                Some(existing) if existing.status == RefundStatus::Processing => existing,
-                _ => return Ok(()),
-            }
-        }
-        Err(BeginRefundError::NotConfirmed) => return Ok(()),
-        Err(BeginRefundError::Store(error)) => return Err(error.into()),
-    };
+/// A refund that exists already, answered as it stands now: a final one as it ended, a
+/// PROCESSING one after asking the gateway (and resending under the same number when the
+/// gateway never got it).
+async fn resume(engine: &Engine, refund: Refund) -> Result<Refund, ActorError> {
+    if refund.status.is_final() {
+        return answer(refund);
+    }
+    check(engine, refund.id).await?;
+    let now = engine
+        .store
+        .refund(refund.id)
+        .await?
+        .unwrap_or_else(|| refund.clone());
+    answer(now)
+}
+
+/// Sends a refund the store planned with a payment (late or double): once now, then the
+/// poller's until final. Its failures are the poller's too: the refund is durable already.
+pub async fn send_planned_refund(engine: &Engine, refund: Refund) {
     tracing::info!(
         event = "wallyt.refund.requested",
-        order_id,
+        order_id = refund.order_id,
         out_refund_no = %refund.out_refund_no,
         amount = refund.amount.get(),
-        kind = kind.as_str(),
+        kind = refund.kind.as_str(),
     );
-    // The outcome is the poller's if not known at once; the money is recorded either way.
-    if let Err(error) = drive(engine, &payment, refund).await {
-        tracing::warn!(event = "wallyt.refund.unknown", order_id, %error);
+    watch(engine, &refund);
+    let payment = match engine.store.payments(refund.order_id).await {
+        Ok(payments) => payments.into_iter().find(|p| p.id == refund.payment_id),
+        Err(error) => {
+            tracing::warn!(event = "wallyt.refund.unknown", order_id = refund.order_id, %error);
+            return;
+        }
+    };
+    if let Some(payment) = payment {
+        if let Err(error) = drive(engine, &payment, refund.clone()).await {
+            tracing::warn!(event = "wallyt.refund.unknown", order_id = refund.order_id, %error);
+        }
     }
-    Ok(())
 }
 
 /// Asks the gateway where the refund stands (the inner error is the gateway's, to retry).
@@ -280,7 +271,7 @@ async fn finish(
 ) -> Result<(), ActorError> {
     let outcome = engine
         .store
-        .finish_refund(refund.id, &result, engine.clock.now())
+        .finish_refund(refund.id, &result, engine.fence, engine.clock.now())
         .await?;
     if let FinishOutcome::Finished { order_cancelled } = outcome {
         let (order_id, no) = (refund.order_id, refund.out_refund_no.as_str());

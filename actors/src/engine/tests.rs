@@ -77,6 +77,7 @@ impl OrderStore for FakeStore {
     async fn insert_prepay(
         &self,
         prepay: &NewPrepay,
+        _: Fence,
         now: UnixMillis,
     ) -> Result<Payment, StoreError> {
         Ok(Payment {
@@ -96,13 +97,15 @@ impl OrderStore for FakeStore {
         })
     }
 
-    async fn close_payment(&self, _: i64, _: UnixMillis) -> Result<bool, StoreError> {
+    async fn close_payment(&self, _: i64, _: Fence, _: UnixMillis) -> Result<bool, StoreError> {
         Ok(true)
     }
 
     async fn apply_payment(
         &self,
         paid: &PaymentApplication,
+        _: PaymentRules,
+        _: Fence,
         _: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError> {
         let start = Instant::now();
@@ -131,6 +134,13 @@ impl OrderStore for FakeStore {
         Ok(None)
     }
 
+    async fn refund_for_request(
+        &self,
+        _: &str,
+    ) -> Result<Option<crate::refund::Refund>, StoreError> {
+        Ok(None)
+    }
+
     async fn processing_refunds(&self) -> Result<Vec<crate::refund::Refund>, StoreError> {
         Ok(Vec::new())
     }
@@ -138,6 +148,7 @@ impl OrderStore for FakeStore {
     async fn begin_refund(
         &self,
         _: &NewRefund,
+        _: Fence,
         _: UnixMillis,
     ) -> Result<crate::refund::Refund, BeginRefundError> {
         Err(BeginRefundError::NotConfirmed)
@@ -156,6 +167,7 @@ impl OrderStore for FakeStore {
         &self,
         _: i64,
         _: &RefundResult,
+        _: Fence,
         _: UnixMillis,
     ) -> Result<FinishOutcome, StoreError> {
         Ok(FinishOutcome::AlreadyFinal(
@@ -170,11 +182,7 @@ impl OrderStore for FakeStore {
         Ok(Vec::new())
     }
 
-    async fn expire_order(&self, _: i64, _: UnixMillis) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-
-    async fn revive_order(&self, _: i64, _: UnixMillis) -> Result<bool, StoreError> {
+    async fn expire_order(&self, _: i64, _: Fence, _: UnixMillis) -> Result<bool, StoreError> {
         Ok(false)
     }
 }
@@ -267,6 +275,7 @@ fn registry(
         refund_poller: super::refund_poller::RefundPoller::new(
             store.clone(),
             Duration::from_secs(1),
+            Duration::from_secs(30),
         )
         .start(),
         observer: Arc::new(Silent),
@@ -282,6 +291,7 @@ fn registry(
         )
         .start(),
         clock: Arc::new(SystemClock),
+        fence: Fence(0),
         config: Arc::new(EngineConfig {
             idle_timeout: idle,
             ..EngineConfig::default()

@@ -17,6 +17,7 @@ pub use gateway::{
 pub use locks::{Lease, LockManager};
 pub use observer::{Observer, Silent};
 pub use store::{
-    ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, FinishOutcome, NewPaymentEvent,
-    NewPrepay, NewRefund, OrderStore, PaymentApplication, RefundResult, StoreError, UserStore,
+    ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, Fence, FinishOutcome,
+    NewPaymentEvent, NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules,
+    RefundResult, StoreError, UserStore,
 };

@@ -18,9 +18,26 @@ pub enum StoreError {
     /// A unique key or a guarded update refused the write: someone else got there first.
     #[error("storage conflict: {0}")]
     Conflict(String),
+    /// A newer lease holder has written this order: our lease is gone, so is our right to
+    /// write (fencing). Nothing was changed.
+    #[error("the order was taken over by a newer lease (fence {0})")]
+    Fenced(i64),
     /// Anything else: a bug or a schema mismatch, never the caller's fault.
     #[error("storage failure: {0}")]
     Other(String),
+}
+
+/// The fencing token of the lease a write is made under. Every transition of an order checks
+/// it against the highest token that has written the order (and records its own): a holder
+/// whose lease expired and was taken by another node cannot commit after that node did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fence(pub i64);
+
+/// The rules a payment is applied with (from the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentRules {
+    /// How long after its expiry an order may still be revived by a late payment.
+    pub revive_within: std::time::Duration,
 }
 
 #[async_trait]
@@ -81,18 +98,21 @@ pub struct PaymentApplication {
     pub paid_at: UnixMillis,
 }
 
-/// What applying a payment did.
+/// What applying a payment did. Each is one transaction: the payment's PAID and what the
+/// policy made of it commit together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// Payment PAID, order CONFIRMED, stock reserved → sold, tickets issued.
     Confirmed { tickets: usize },
+    /// A late payment for an order that had expired: its stock taken again (available →
+    /// sold), the order CONFIRMED after all, tickets issued.
+    Revived { tickets: usize },
+    /// Payment PAID, and a PROCESSING refund of all of it recorded (a late payment with no
+    /// stock left or past the revive horizon, or a second trade of a confirmed order): the
+    /// refund is durable follow-up work, sent by whoever gets to it first.
+    RefundPlanned { refund: Refund },
     /// This payment had already been applied: nothing changed.
     AlreadyApplied,
-    /// The payment is recorded PAID but its order was no longer PENDING (cancelled: a late
-    /// payment; confirmed by another trade: a double payment). The money needs handling.
-    PaidButOrderNot {
-        order_status: crate::order::OrderStatus,
-    },
     /// The amount is not the trade's: nothing changed.
     AmountMismatch { expected: Fen },
     /// No payment has this out_trade_no.
@@ -118,6 +138,9 @@ pub struct NewRefund {
     pub amount: Fen,
     pub reason: Option<String>,
     pub kind: crate::refund::RefundKind,
+    /// The request this refund answers (the caller's Idempotency-Key, scoped): a retry of the
+    /// same request finds this refund instead of making another.
+    pub request_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +149,9 @@ pub enum BeginRefundError {
     Exceeded { refundable: Fen },
     #[error("the order is not CONFIRMED")]
     NotConfirmed,
-    /// A refund with this out_refund_no exists already (the engine's own refunds are keyed
-    /// deterministically, so a second attempt finds the first).
-    #[error("refund {0} exists already")]
-    Exists(String),
+    /// A refund with this out_refund_no or request key exists already: here it is.
+    #[error("refund {} exists already", .0.out_refund_no)]
+    Exists(Box<Refund>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -181,17 +203,27 @@ pub trait OrderStore: Send + Sync {
     async fn insert_prepay(
         &self,
         prepay: &NewPrepay,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<Payment, StoreError>;
 
     /// NOTPAY → CLOSED; answers whether this call closed it.
-    async fn close_payment(&self, payment_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
+    async fn close_payment(
+        &self,
+        payment_id: i64,
+        fence: Fence,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
 
-    /// In one transaction: payment PAID, order CONFIRMED, stock reserved → sold, one ticket
-    /// per unit. Idempotent by out_trade_no and transaction_id.
+    /// In one transaction: payment PAID and what [`crate::policy::on_payment`] decides —
+    /// order CONFIRMED (stock reserved → sold, one ticket per unit), REVIVED (stock available →
+    /// sold, tickets), or a PROCESSING refund of the whole payment. Idempotent by out_trade_no
+    /// and transaction_id.
     async fn apply_payment(
         &self,
         payment: &PaymentApplication,
+        rules: PaymentRules,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError>;
 
@@ -206,7 +238,11 @@ pub trait OrderStore: Send + Sync {
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, StoreError>;
 
-    /// Every refund still PROCESSING, to resume polling after a restart.
+    /// The refund made for this request key, if any.
+    async fn refund_for_request(&self, request_key: &str) -> Result<Option<Refund>, StoreError>;
+
+    /// Every refund still PROCESSING (a durable to-do list: every node polls it, so a refund
+    /// whose node died is finished by another).
     async fn processing_refunds(&self) -> Result<Vec<Refund>, StoreError>;
 
     /// Records a PROCESSING refund and commits its amount against the payment, in one
@@ -214,6 +250,7 @@ pub trait OrderStore: Send + Sync {
     async fn begin_refund(
         &self,
         refund: &NewRefund,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<Refund, BeginRefundError>;
 
@@ -232,6 +269,7 @@ pub trait OrderStore: Send + Sync {
         &self,
         refund_id: i64,
         result: &RefundResult,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<FinishOutcome, StoreError>;
     /// The open deadlines the store implies that fall before `until`: PENDING orders (their
@@ -244,9 +282,10 @@ pub trait OrderStore: Send + Sync {
 
     /// In one transaction: a PENDING order with no open (NOTPAY) trade left becomes CANCELLED
     /// (EXPIRED) and its reservation goes back (reserved → available). Answers whether it did.
-    async fn expire_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
-
-    /// A late payment for an order CANCELLED as EXPIRED: takes its stock again (available →
-    /// sold), confirms it and issues its tickets, all or nothing. Answers whether it could.
-    async fn revive_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError>;
+    async fn expire_order(
+        &self,
+        order_id: i64,
+        fence: Fence,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
 }
