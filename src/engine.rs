@@ -16,7 +16,7 @@ use wallyt_pay_actors::engine::refund_poller::{Attach, RefundPoller, Watching};
 use wallyt_pay_actors::engine::{
     Engine, EngineConfig, EngineError, Lookup, OrderActor, OrderRegistry,
 };
-use wallyt_pay_actors::ports::{LockManager, Observer, OrderStore, PaymentGateway};
+use wallyt_pay_actors::ports::{Fence, LockManager, Observer, OrderStore, PaymentGateway};
 use wallyt_pay_actors::{Clock, UnixMillis};
 
 #[derive(Clone)]
@@ -48,8 +48,12 @@ impl EngineHandle {
                 system.block_on(async move {
                     let (ttl, wait) = (config.lease_ttl, config.lease_wait);
                     // The poller resumes every PROCESSING refund it finds in the store.
-                    let refund_poller =
-                        RefundPoller::new(store.clone(), config.refund_poll_base).start();
+                    let refund_poller = RefundPoller::new(
+                        store.clone(),
+                        config.refund_poll_base,
+                        config.refund_sweep_interval,
+                    )
+                    .start();
                     // The timers are rebuilt from the store too, and swept again periodically.
                     let pending = Arc::new(AtomicUsize::new(0));
                     let expiry = ExpiryScheduler::new(
@@ -69,6 +73,7 @@ impl EngineHandle {
                         locks: LockSupervisor::new(locks, ttl, wait).start(),
                         clock,
                         config: config.clone(),
+                        fence: Fence(0),
                     };
                     let live = Arc::new(AtomicUsize::new(0));
                     let registry = OrderRegistry::new(engine, live.clone()).start();

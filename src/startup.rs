@@ -138,6 +138,8 @@ impl Application {
                 query_schedule: settings.query_schedule.clone(),
                 expiry_grace: settings.expiry_grace,
                 sweep_interval: settings.expiry_sweep_interval,
+                refund_sweep_interval: settings.expiry_sweep_interval,
+                late_payment_revive_within: settings.late_payment_revive_within,
                 ..EngineConfig::default()
             },
         );

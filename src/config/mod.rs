@@ -78,6 +78,9 @@ pub struct Settings {
     pub query_schedule: Vec<Duration>,
     /// How long past a deadline to wait before acting on it.
     pub expiry_grace: Duration,
+    /// A late payment revives its expired order only this long after the expiry; later it is
+    /// refunded in full (`LATE_PAYMENT_REVIVE_WITHIN`).
+    pub late_payment_revive_within: Duration,
     /// How often the database is swept for deadlines the timers do not know.
     pub expiry_sweep_interval: Duration,
     pub outbound: OutboundHttp,
@@ -155,6 +158,8 @@ struct Raw {
     query_schedule: String,
     #[serde(with = "humantime_serde")]
     expiry_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    late_payment_revive_within: Duration,
     #[serde(with = "humantime_serde")]
     expiry_sweep_interval: Duration,
     #[serde(with = "humantime_serde")]
@@ -347,6 +352,7 @@ impl Settings {
             refund_poll_interval: raw.refund_poll_interval,
             query_schedule: parse_schedule(&raw.query_schedule)?,
             expiry_grace: raw.expiry_grace,
+            late_payment_revive_within: raw.late_payment_revive_within,
             expiry_sweep_interval: raw.expiry_sweep_interval,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,

@@ -1,11 +1,12 @@
-//! The expiry half of `OrderStore` on SQL: deadlines rebuilt from the rows, expiring an order,
-//! and taking an expired order back when its money arrives late.
+//! The expiry half of `OrderStore` on SQL: deadlines rebuilt from the rows (PENDING orders and
+//! NOTPAY payments are themselves the durable record of what is due), and expiring an order.
 
 use wallyt_pay_actors::expiry::{Deadline, DeadlineKey, DeadlineKind};
-use wallyt_pay_actors::{StoreError, UnixMillis};
+use wallyt_pay_actors::ports::Fence;
+use wallyt_pay_actors::{CancelReason, OrderStatus, PaymentStatus, StoreError, UnixMillis};
 
+use super::fence;
 use super::orders::items_in;
-use super::payments::issue_tickets;
 use super::stock::{self, Counter};
 use super::{store_error, Database};
 
@@ -16,17 +17,18 @@ pub async fn open_deadlines(db: &Database, until: UnixMillis) -> Result<Vec<Dead
         attempt: 0,
     };
     // Both served by the partial indexes on PENDING orders and NOTPAY payments.
-    let orders: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, expires_at FROM orders WHERE status = 'PENDING' AND expires_at <= $1",
-    )
-    .bind(until.0)
-    .fetch_all(db.pool())
-    .await
-    .map_err(store_error)?;
+    let orders: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, expires_at FROM orders WHERE status = $1 AND expires_at <= $2")
+            .bind(OrderStatus::Pending.as_str())
+            .bind(until.0)
+            .fetch_all(db.pool())
+            .await
+            .map_err(store_error)?;
     let payments: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT id, order_id, prepay_expires_at FROM payments \
-         WHERE status = 'NOTPAY' AND prepay_expires_at <= $1",
+         WHERE status = $1 AND prepay_expires_at <= $2",
     )
+    .bind(PaymentStatus::NotPay.as_str())
     .bind(until.0)
     .fetch_all(db.pool())
     .await
@@ -43,19 +45,30 @@ pub async fn open_deadlines(db: &Database, until: UnixMillis) -> Result<Vec<Dead
 pub async fn expire_order(
     db: &Database,
     order_id: i64,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
+    if !fence::check(&mut tx, order_id, fence).await? {
+        return Ok(false);
+    }
+    let to = OrderStatus::Pending
+        .expire()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
     // Guarded twice: still PENDING, and no trade left that could still be paid.
     let cancelled = sqlx::query(
-        "UPDATE orders SET status = 'CANCELLED', cancel_reason = 'EXPIRED', cancelled_at = $1, \
-         updated_at = $2 WHERE id = $3 AND status = 'PENDING' \
-           AND NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $4 AND status = 'NOTPAY')",
+        "UPDATE orders SET status = $1, cancel_reason = $2, cancelled_at = $3, \
+         updated_at = $4 WHERE id = $5 AND status = $6 \
+           AND NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $7 AND status = $8)",
     )
+    .bind(to.as_str())
+    .bind(CancelReason::Expired.as_str())
     .bind(now.0)
     .bind(now.0)
     .bind(order_id)
+    .bind(OrderStatus::Pending.as_str())
     .bind(order_id)
+    .bind(PaymentStatus::NotPay.as_str())
     .execute(&mut *tx)
     .await
     .map_err(store_error)?;
@@ -72,43 +85,6 @@ pub async fn expire_order(
         now,
     )
     .await?;
-    tx.commit().await.map_err(store_error)?;
-    Ok(true)
-}
-
-pub async fn revive_order(
-    db: &Database,
-    order_id: i64,
-    now: UnixMillis,
-) -> Result<bool, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let paid_at: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(paid_at) FROM payments WHERE order_id = $1 AND paid_at IS NOT NULL",
-    )
-    .bind(order_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    let revived = sqlx::query(
-        "UPDATE orders SET status = 'CONFIRMED', cancel_reason = NULL, cancelled_at = NULL, \
-         paid_at = $1, updated_at = $2 WHERE id = $3 AND status = 'CANCELLED' AND cancel_reason = 'EXPIRED'",
-    )
-    .bind(paid_at.unwrap_or(now.0))
-    .bind(now.0)
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    if revived.rows_affected() == 0 {
-        return Ok(false);
-    }
-    let items = items_in(&mut tx, order_id).await?;
-    // Straight from available to sold: the order is paid. Sold out meanwhile: the
-    // transaction is dropped and the money goes back instead.
-    if !stock::shift_items(&mut tx, &items, Counter::Available, Counter::Sold, now).await? {
-        return Ok(false);
-    }
-    issue_tickets(&mut tx, order_id, &items, now).await?;
     tx.commit().await.map_err(store_error)?;
     Ok(true)
 }

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod expiry;
+mod fence;
 pub mod idempotency;
 mod orders;
 mod payments;

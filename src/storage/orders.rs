@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{
-    ApplyOutcome, BeginRefundError, CreateOrderError, FinishOutcome, NewPaymentEvent, NewPrepay,
-    NewRefund, OrderStore, PaymentApplication, RefundResult,
+    ApplyOutcome, BeginRefundError, CreateOrderError, Fence, FinishOutcome, NewPaymentEvent,
+    NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules, RefundResult,
 };
 use wallyt_pay_actors::{
     CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus, Refund,
@@ -87,6 +87,21 @@ pub(super) async fn items_in(
     .collect()
 }
 
+/// The order as the transaction sees it.
+pub(super) async fn order_in(
+    tx: &mut Transaction<'_, Any>,
+    order_id: i64,
+) -> Result<Option<Order>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    let Some(row) = row else { return Ok(None) };
+    let items = items_in(tx, order_id).await?;
+    order_from_row(&row, items).map(Some)
+}
+
 pub(super) async fn rows<'q>(
     tx: &mut Transaction<'_, Any>,
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
@@ -147,9 +162,10 @@ impl OrderStore for Database {
         }
         let row = sqlx::query(&format!(
             "INSERT INTO orders (user_id, status, total_fen, expires_at, created_at, updated_at) \
-             VALUES ($1, 'PENDING', $2, $3, $4, $5) RETURNING {ORDER_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ORDER_COLUMNS}"
         ))
         .bind(user_id)
+        .bind(OrderStatus::Pending.as_str())
         .bind(total.get())
         .bind(expires_at.0)
         .bind(now.0)
@@ -178,15 +194,9 @@ impl OrderStore for Database {
 
     async fn order(&self, order_id: i64) -> Result<Option<Order>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(store_error)?;
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let items = items_in(&mut tx, order_id).await?;
+        let order = order_in(&mut tx, order_id).await?;
         tx.commit().await.map_err(store_error)?;
-        order_from_row(&row, items).map(Some)
+        Ok(order)
     }
 
     async fn payments(&self, order_id: i64) -> Result<Vec<Payment>, StoreError> {
@@ -243,21 +253,29 @@ impl OrderStore for Database {
     async fn insert_prepay(
         &self,
         prepay: &NewPrepay,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<Payment, StoreError> {
-        payments::insert_prepay(self, prepay, now).await
+        payments::insert_prepay(self, prepay, fence, now).await
     }
 
-    async fn close_payment(&self, payment_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
-        payments::close_payment(self, payment_id, now).await
+    async fn close_payment(
+        &self,
+        payment_id: i64,
+        fence: Fence,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        payments::close_payment(self, payment_id, fence, now).await
     }
 
     async fn apply_payment(
         &self,
         paid: &PaymentApplication,
+        rules: PaymentRules,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError> {
-        payments::apply_payment(self, paid, now).await
+        payments::apply_payment(self, paid, rules, fence, now).await
     }
 
     async fn append_event(
@@ -289,6 +307,10 @@ impl OrderStore for Database {
         refunds::by_id(self, refund_id).await
     }
 
+    async fn refund_for_request(&self, request_key: &str) -> Result<Option<Refund>, StoreError> {
+        refunds::by_request_key(self, request_key).await
+    }
+
     async fn processing_refunds(&self) -> Result<Vec<Refund>, StoreError> {
         refunds::processing(self).await
     }
@@ -296,9 +318,10 @@ impl OrderStore for Database {
     async fn begin_refund(
         &self,
         refund: &NewRefund,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<Refund, BeginRefundError> {
-        refunds::begin(self, refund, now).await
+        refunds::begin(self, refund, fence, now).await
     }
 
     async fn note_refund_attempt(
@@ -314,9 +337,10 @@ impl OrderStore for Database {
         &self,
         refund_id: i64,
         result: &RefundResult,
+        fence: Fence,
         now: UnixMillis,
     ) -> Result<FinishOutcome, StoreError> {
-        refunds::finish(self, refund_id, result, now).await
+        refunds::finish(self, refund_id, result, fence, now).await
     }
 
     async fn open_deadlines(
@@ -326,11 +350,12 @@ impl OrderStore for Database {
         expiry::open_deadlines(self, until).await
     }
 
-    async fn expire_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
-        expiry::expire_order(self, order_id, now).await
-    }
-
-    async fn revive_order(&self, order_id: i64, now: UnixMillis) -> Result<bool, StoreError> {
-        expiry::revive_order(self, order_id, now).await
+    async fn expire_order(
+        &self,
+        order_id: i64,
+        fence: Fence,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        expiry::expire_order(self, order_id, fence, now).await
     }
 }

@@ -1,13 +1,20 @@
-//! Payments on SQL: recording a prepay, closing it, and applying a payment — payment PAID,
-//! order CONFIRMED, stock reserved → sold and one ticket per unit, in one transaction,
-//! idempotent by out_trade_no.
+//! Payments on SQL: recording a prepay, closing it, and applying a payment — payment PAID and
+//! what the late-payment policy makes of it (confirm, revive, or plan a full refund), in one
+//! transaction, idempotent by out_trade_no. Statuses are the domain's, bound as parameters.
 
 use rand::Rng;
 use sqlx::{Any, Transaction};
-use wallyt_pay_actors::ports::{ApplyOutcome, NewPrepay, PaymentApplication};
-use wallyt_pay_actors::{OrderItem, OrderStatus, Payment, StoreError, UnixMillis};
+use wallyt_pay_actors::policy::{self, PaymentEffect};
+use wallyt_pay_actors::ports::{
+    ApplyOutcome, Fence, NewPrepay, NewRefund, PaymentApplication, PaymentRules,
+};
+use wallyt_pay_actors::{
+    CancelReason, Order, OrderItem, OrderStatus, Payment, PaymentStatus, RefundKind, StoreError,
+    TicketStatus, UnixMillis,
+};
 
-use super::orders::{items_in, payment_from_row, rows, PAYMENT_COLUMNS};
+use super::fence;
+use super::orders::{payment_from_row, rows, PAYMENT_COLUMNS};
 use super::stock::{self, Counter};
 use super::{store_error, Database};
 
@@ -33,11 +40,12 @@ pub(super) async fn issue_tickets(
         for _ in 0..item.quantity {
             sqlx::query(
                 "INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) \
-                 VALUES ($1, $2, $3, 'VALID', $4)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(order_id)
             .bind(item.ticket_type_id)
             .bind(ticket_code())
+            .bind(TicketStatus::Valid.as_str())
             .bind(now.0)
             .execute(&mut **tx)
             .await
@@ -51,18 +59,22 @@ pub(super) async fn issue_tickets(
 pub async fn insert_prepay(
     db: &Database,
     prepay: &NewPrepay,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<Payment, StoreError> {
+    let mut tx = db.begin_write().await?;
+    fence::check(&mut tx, prepay.order_id, fence).await?;
     // Guarded on the order still being PENDING, in the same statement.
     let row = sqlx::query(&format!(
         "INSERT INTO payments (order_id, out_trade_no, status, amount_fen, openid, pay_params, \
            prepay_expires_at, created_at, updated_at) \
-         SELECT $1, $2, 'NOTPAY', $3, $4, $5, $6, $7, $8 \
-         WHERE EXISTS (SELECT 1 FROM orders WHERE id = $9 AND status = 'PENDING') \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         WHERE EXISTS (SELECT 1 FROM orders WHERE id = $10 AND status = $11) \
          RETURNING {PAYMENT_COLUMNS}"
     ))
     .bind(prepay.order_id)
     .bind(&prepay.out_trade_no)
+    .bind(PaymentStatus::NotPay.as_str())
     .bind(prepay.amount.get())
     .bind(&prepay.openid)
     .bind(&prepay.pay_params)
@@ -70,38 +82,60 @@ pub async fn insert_prepay(
     .bind(now.0)
     .bind(now.0)
     .bind(prepay.order_id)
-    .fetch_optional(db.pool())
+    .bind(OrderStatus::Pending.as_str())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(store_error)?;
-    match row {
-        Some(row) => payment_from_row(&row),
-        None => Err(StoreError::Conflict(
+    let Some(row) = row else {
+        return Err(StoreError::Conflict(
             "the order is no longer pending".into(),
-        )),
-    }
+        ));
+    };
+    let payment = payment_from_row(&row)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(payment)
 }
 
 pub async fn close_payment(
     db: &Database,
     payment_id: i64,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let order_id: Option<i64> = sqlx::query_scalar("SELECT order_id FROM payments WHERE id = $1")
+        .bind(payment_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    let Some(order_id) = order_id else {
+        return Ok(false);
+    };
+    fence::check(&mut tx, order_id, fence).await?;
     let closed = sqlx::query(
-        "UPDATE payments SET status = 'CLOSED', closed_at = $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'NOTPAY'",
+        "UPDATE payments SET status = $1, closed_at = $2, updated_at = $3 \
+         WHERE id = $4 AND status = $5",
     )
+    .bind(PaymentStatus::NotPay.close().map_err(refusal)?.as_str())
     .bind(now.0)
     .bind(now.0)
     .bind(payment_id)
-    .execute(db.pool())
-    .await
-    .map_err(store_error)?;
-    Ok(closed.rows_affected() == 1)
+    .bind(PaymentStatus::NotPay.as_str());
+    let closed = rows(&mut tx, closed).await? == 1;
+    tx.commit().await.map_err(store_error)?;
+    Ok(closed)
+}
+
+/// A transition the domain refuses where the store expected it to pass: a bug, not a race.
+fn refusal(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("refused transition: {error}"))
 }
 
 pub async fn apply_payment(
     db: &Database,
     paid: &PaymentApplication,
+    rules: PaymentRules,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<ApplyOutcome, StoreError> {
     let mut tx = db.begin_write().await?;
@@ -120,48 +154,130 @@ pub async fn apply_payment(
             expected: payment.amount,
         });
     }
+    fence::check(&mut tx, payment.order_id, fence).await?;
+    // NOTPAY or CLOSED → PAID, once (the statuses `PaymentStatus::pay` accepts).
     let marked = sqlx::query(
-        "UPDATE payments SET status = 'PAID', transaction_id = $1, paid_at = $2, updated_at = $3 \
-         WHERE id = $4 AND status IN ('NOTPAY', 'CLOSED')",
+        "UPDATE payments SET status = $1, transaction_id = $2, paid_at = $3, updated_at = $4 \
+         WHERE id = $5 AND status IN ($6, $7)",
     )
+    .bind(PaymentStatus::Paid.as_str())
     .bind(&paid.transaction_id)
     .bind(paid.paid_at.0)
     .bind(now.0)
-    .bind(payment.id);
+    .bind(payment.id)
+    .bind(PaymentStatus::NotPay.as_str())
+    .bind(PaymentStatus::Closed.as_str());
     if rows(&mut tx, marked).await? == 0 {
         // Someone applied it first (a duplicate, or a concurrent copy that won).
         return Ok(ApplyOutcome::AlreadyApplied);
     }
+    let order = super::orders::order_in(&mut tx, payment.order_id)
+        .await?
+        .ok_or_else(|| StoreError::Other(format!("payment {} has no order", payment.id)))?;
+    let effect = policy::on_payment(
+        order.status,
+        order.cancel_reason,
+        order.expires_at,
+        now,
+        rules.revive_within,
+    );
+    let outcome = match effect {
+        PaymentEffect::Confirm => {
+            confirm(&mut tx, &order, paid, now).await?;
+            let tickets = issue_tickets(&mut tx, order.id, &order.items, now).await?;
+            ApplyOutcome::Confirmed { tickets }
+        }
+        PaymentEffect::Revive => match revive(&mut tx, &order, paid, now).await? {
+            true => {
+                let tickets = issue_tickets(&mut tx, order.id, &order.items, now).await?;
+                ApplyOutcome::Revived { tickets }
+            }
+            // Sold out meanwhile: the money goes back instead.
+            false => plan_refund(&mut tx, &payment, RefundKind::LatePayment, now).await?,
+        },
+        PaymentEffect::Refund(kind) => plan_refund(&mut tx, &payment, kind, now).await?,
+    };
+    tx.commit().await.map_err(store_error)?;
+    Ok(outcome)
+}
+
+/// PENDING → CONFIRMED, its reservation sold.
+async fn confirm(
+    tx: &mut Transaction<'_, Any>,
+    order: &Order,
+    paid: &PaymentApplication,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let to = order.status.confirm().map_err(refusal)?;
     let confirmed = sqlx::query(
-        "UPDATE orders SET status = 'CONFIRMED', paid_at = $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'PENDING'",
+        "UPDATE orders SET status = $1, paid_at = $2, updated_at = $3 WHERE id = $4 AND status = $5",
     )
+    .bind(to.as_str())
     .bind(paid.paid_at.0)
     .bind(now.0)
-    .bind(payment.order_id);
-    if rows(&mut tx, confirmed).await? == 0 {
-        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(payment.order_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        let order_status = OrderStatus::parse(&status)
-            .ok_or_else(|| StoreError::Other(format!("unknown order status {status}")))?;
-        return Ok(ApplyOutcome::PaidButOrderNot { order_status });
+    .bind(order.id)
+    .bind(order.status.as_str());
+    if rows(tx, confirmed).await? != 1 {
+        return Err(StoreError::Conflict(format!("order {} changed", order.id)));
     }
-    let items = items_in(&mut tx, payment.order_id).await?;
-    let order_id = payment.order_id;
     stock::shift_owned(
-        &mut tx,
-        order_id,
-        &items,
+        tx,
+        order.id,
+        &order.items,
         Counter::Reserved,
         Counter::Sold,
         now,
     )
-    .await?;
-    let tickets = issue_tickets(&mut tx, payment.order_id, &items, now).await?;
-    tx.commit().await.map_err(store_error)?;
-    Ok(ApplyOutcome::Confirmed { tickets })
+    .await
+}
+
+/// CANCELLED (EXPIRED) → CONFIRMED with its stock taken again (available → sold), all lines or
+/// none. Answers false, having changed nothing, when a line is sold out.
+async fn revive(
+    tx: &mut Transaction<'_, Any>,
+    order: &Order,
+    paid: &PaymentApplication,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let to = order.status.revive(order.cancel_reason).map_err(refusal)?;
+    if !stock::shift_all_or_none(tx, &order.items, Counter::Available, Counter::Sold, now).await? {
+        return Ok(false);
+    }
+    let revived = sqlx::query(
+        "UPDATE orders SET status = $1, cancel_reason = NULL, cancelled_at = NULL, paid_at = $2, \
+         updated_at = $3 WHERE id = $4 AND status = $5 AND cancel_reason = $6",
+    )
+    .bind(to.as_str())
+    .bind(paid.paid_at.0)
+    .bind(now.0)
+    .bind(order.id)
+    .bind(order.status.as_str())
+    .bind(CancelReason::Expired.as_str());
+    if rows(tx, revived).await? != 1 {
+        return Err(StoreError::Conflict(format!("order {} changed", order.id)));
+    }
+    Ok(true)
+}
+
+/// A PROCESSING refund of the whole payment, committed against it, in the transaction that
+/// recorded the payment: the follow-up exists as soon as the money does.
+async fn plan_refund(
+    tx: &mut Transaction<'_, Any>,
+    payment: &Payment,
+    kind: RefundKind,
+    now: UnixMillis,
+) -> Result<ApplyOutcome, StoreError> {
+    let new = NewRefund {
+        order_id: payment.order_id,
+        payment_id: payment.id,
+        out_refund_no: policy::automatic_refund_no(payment.order_id, payment.id),
+        amount: payment.amount,
+        reason: Some(kind.as_str().to_owned()),
+        kind,
+        request_key: None,
+    };
+    let refund = super::refunds::insert_committed(tx, &new, now)
+        .await?
+        .ok_or_else(|| StoreError::Other(format!("payment {} is already refunded", payment.id)))?;
+    Ok(ApplyOutcome::RefundPlanned { refund })
 }

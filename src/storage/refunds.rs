@@ -5,9 +5,14 @@
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
-use wallyt_pay_actors::ports::{BeginRefundError, FinishOutcome, NewRefund, RefundResult};
-use wallyt_pay_actors::{Fen, Refund, RefundKind, RefundStatus, StoreError, UnixMillis};
+use wallyt_pay_actors::policy;
+use wallyt_pay_actors::ports::{BeginRefundError, Fence, FinishOutcome, NewRefund, RefundResult};
+use wallyt_pay_actors::{
+    CancelReason, Fen, OrderStatus, PaymentStatus, Refund, RefundKind, RefundStatus, StoreError,
+    TicketStatus, UnixMillis,
+};
 
+use super::fence;
 use super::orders::{items_in, rows};
 use super::stock::{self, Counter};
 use super::{column, store_error, Database};
@@ -57,10 +62,24 @@ pub async fn by_id(db: &Database, refund_id: i64) -> Result<Option<Refund>, Stor
     Ok(select(db, "id = $1", refund_id).await?.pop())
 }
 
+pub async fn by_request_key(db: &Database, key: &str) -> Result<Option<Refund>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE request_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(store_error)?
+    .as_ref()
+    .map(refund_from_row)
+    .transpose()
+}
+
 pub async fn processing(db: &Database) -> Result<Vec<Refund>, StoreError> {
     sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'PROCESSING' ORDER BY id"
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = $1 ORDER BY id"
     ))
+    .bind(RefundStatus::Processing.as_str())
     .fetch_all(db.pool())
     .await
     .map_err(store_error)?
@@ -72,9 +91,25 @@ pub async fn processing(db: &Database) -> Result<Vec<Refund>, StoreError> {
 pub async fn begin(
     db: &Database,
     new: &NewRefund,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<Refund, BeginRefundError> {
     let mut tx = db.begin_write().await?;
+    let existing = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE out_refund_no = $1 \
+         OR (request_key IS NOT NULL AND request_key = $2)"
+    ))
+    .bind(&new.out_refund_no)
+    .bind(new.request_key.as_deref())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    if let Some(row) = existing {
+        return Err(BeginRefundError::Exists(Box::new(refund_from_row(&row)?)));
+    }
+    if !fence::check(&mut tx, new.order_id, fence).await? {
+        return Err(BeginRefundError::NotConfirmed);
+    }
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
         .bind(new.order_id)
         .fetch_optional(&mut *tx)
@@ -82,29 +117,11 @@ pub async fn begin(
         .map_err(store_error)?;
     // A buyer refunds a confirmed order; the engine's own refunds return money whatever
     // the order's state.
-    if new.kind == RefundKind::Requested && status.as_deref() != Some("CONFIRMED") {
+    let confirmed = status.as_deref().and_then(OrderStatus::parse) == Some(OrderStatus::Confirmed);
+    if new.kind == RefundKind::Requested && !confirmed {
         return Err(BeginRefundError::NotConfirmed);
     }
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM refunds WHERE out_refund_no = $1")
-            .bind(&new.out_refund_no)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-    if existing.is_some() {
-        return Err(BeginRefundError::Exists(new.out_refund_no.clone()));
-    }
-    let commit = sqlx::query(
-        "UPDATE payments SET refund_committed_fen = refund_committed_fen + $1, updated_at = $2 \
-         WHERE id = $3 AND order_id = $4 AND status IN ('PAID', 'PARTIALLY_REFUNDED') \
-           AND refund_committed_fen + $5 <= amount_fen",
-    )
-    .bind(new.amount.get())
-    .bind(now.0)
-    .bind(new.payment_id)
-    .bind(new.order_id)
-    .bind(new.amount.get());
-    if rows(&mut tx, commit).await? == 0 {
+    let Some(refund) = insert_committed(&mut tx, new, now).await? else {
         let left: Option<i64> = sqlx::query_scalar(
             "SELECT amount_fen - refund_committed_fen FROM payments WHERE id = $1",
         )
@@ -115,26 +132,53 @@ pub async fn begin(
         return Err(BeginRefundError::Exceeded {
             refundable: Fen::new(left.unwrap_or(0).max(0)),
         });
+    };
+    tx.commit().await.map_err(store_error)?;
+    Ok(refund)
+}
+
+/// Commits the refund's amount against its payment — one guarded UPDATE that cannot take the
+/// payment past what was paid — and records the refund PROCESSING. `None` when it does not fit
+/// (nothing written).
+pub(super) async fn insert_committed(
+    tx: &mut Transaction<'_, Any>,
+    new: &NewRefund,
+    now: UnixMillis,
+) -> Result<Option<Refund>, StoreError> {
+    let commit = sqlx::query(
+        "UPDATE payments SET refund_committed_fen = refund_committed_fen + $1, updated_at = $2 \
+         WHERE id = $3 AND order_id = $4 AND status IN ($5, $6) \
+           AND refund_committed_fen + $7 <= amount_fen",
+    )
+    .bind(new.amount.get())
+    .bind(now.0)
+    .bind(new.payment_id)
+    .bind(new.order_id)
+    .bind(PaymentStatus::Paid.as_str())
+    .bind(PaymentStatus::PartiallyRefunded.as_str())
+    .bind(new.amount.get());
+    if rows(tx, commit).await? == 0 {
+        return Ok(None);
     }
     let row = sqlx::query(&format!(
         "INSERT INTO refunds (order_id, payment_id, out_refund_no, amount_fen, reason, status, \
-           kind, attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'PROCESSING', $6, 0, $7, $8) RETURNING {REFUND_COLUMNS}"
+           kind, attempts, created_at, updated_at, request_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10) RETURNING {REFUND_COLUMNS}"
     ))
     .bind(new.order_id)
     .bind(new.payment_id)
     .bind(&new.out_refund_no)
     .bind(new.amount.get())
     .bind(new.reason.as_deref())
+    .bind(RefundStatus::Processing.as_str())
     .bind(new.kind.as_str())
     .bind(now.0)
     .bind(now.0)
-    .fetch_one(&mut *tx)
+    .bind(new.request_key.as_deref())
+    .fetch_one(&mut **tx)
     .await
     .map_err(store_error)?;
-    let refund = refund_from_row(&row)?;
-    tx.commit().await.map_err(store_error)?;
-    Ok(refund)
+    refund_from_row(&row).map(Some)
 }
 
 pub async fn note_attempt(
@@ -160,6 +204,7 @@ pub async fn finish(
     db: &Database,
     refund_id: i64,
     result: &RefundResult,
+    fence: Fence,
     now: UnixMillis,
 ) -> Result<FinishOutcome, StoreError> {
     let mut tx = db.begin_write().await?;
@@ -171,109 +216,136 @@ pub async fn finish(
     .await
     .map_err(store_error)?;
     let refund = refund_from_row(&row)?;
-    let (status, gateway_id, finished_at) = match result {
-        // Our own clock: the gateway's refund_time has whole seconds only.
-        RefundResult::Success { refund_id, .. } => ("SUCCESS", refund_id.as_deref(), now),
-        RefundResult::Fail => ("FAIL", None, now),
-        RefundResult::Change => ("CHANGE", None, now),
+    fence::check(&mut tx, refund.order_id, fence).await?;
+    let (outcome, gateway_id) = match result {
+        RefundResult::Success { refund_id, .. } => (RefundStatus::Success, refund_id.as_deref()),
+        RefundResult::Fail => (RefundStatus::Fail, None),
+        RefundResult::Change => (RefundStatus::Change, None),
     };
+    let Ok(to) = RefundStatus::Processing.finish(outcome) else {
+        return Err(StoreError::Other(format!(
+            "{outcome:?} is not a final refund status"
+        )));
+    };
+    // Our own clock for finished_at: the gateway's refund_time has whole seconds only.
     let end = sqlx::query(
         "UPDATE refunds SET status = $1, refund_id = COALESCE($2, refund_id), finished_at = $3, \
-         updated_at = $4 WHERE id = $5 AND status = 'PROCESSING'",
+         updated_at = $4 WHERE id = $5 AND status = $6",
     )
-    .bind(status)
+    .bind(to.as_str())
     .bind(gateway_id)
-    .bind(finished_at.0)
     .bind(now.0)
-    .bind(refund_id);
+    .bind(now.0)
+    .bind(refund_id)
+    .bind(RefundStatus::Processing.as_str());
     if rows(&mut tx, end).await? == 0 {
         return Ok(FinishOutcome::AlreadyFinal(refund.status));
     }
-    let order_cancelled = match result {
-        RefundResult::Success { .. } => record_success(&mut tx, &refund, now).await?,
-        RefundResult::Fail => {
+    let order_cancelled = match to {
+        RefundStatus::Success => record_success(&mut tx, &refund, now).await?,
+        RefundStatus::Fail => {
             // The amount is no longer promised: it can be refunded again.
             let free = sqlx::query(
                 "UPDATE payments SET refund_committed_fen = refund_committed_fen - $1, \
-                 updated_at = $2 WHERE id = $3",
+                 updated_at = $2 WHERE id = $3 AND refund_committed_fen >= $4",
             )
             .bind(refund.amount.get())
             .bind(now.0)
-            .bind(refund.payment_id);
-            rows(&mut tx, free).await?;
+            .bind(refund.payment_id)
+            .bind(refund.amount.get());
+            if rows(&mut tx, free).await? != 1 {
+                return Err(StoreError::Other(format!(
+                    "payment {} does not hold refund {}",
+                    refund.payment_id, refund.out_refund_no
+                )));
+            }
             false
         }
-        RefundResult::Change => false,
+        RefundStatus::Change | RefundStatus::Processing => false,
     };
     tx.commit().await.map_err(store_error)?;
     Ok(FinishOutcome::Finished { order_cancelled })
 }
 
-/// Money went back: payment and order amounts, and on a full refund the order, its tickets
-/// and their stock. Answers whether the order was cancelled.
+/// Money went back: the payment's refunded amount and status, and what the policy says the
+/// refund does to the order (its refunded amount; on a buyer's full refund the order, its
+/// tickets and their stock). Answers whether the order was cancelled.
 async fn record_success(
     tx: &mut Transaction<'static, Any>,
     refund: &Refund,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
-    let amount = refund.amount.get();
+    let (amount_fen, refunded_fen): (i64, i64) =
+        sqlx::query_as("SELECT amount_fen, refunded_fen FROM payments WHERE id = $1")
+            .bind(refund.payment_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    let refunded = Fen::new(refunded_fen)
+        .checked_add(refund.amount)
+        .ok_or_else(|| StoreError::Other("refunded amount overflows".into()))?;
+    let effect = policy::on_refund_success(refund.kind, refunded, Fen::new(amount_fen));
+    // The cap again, in the statement: a payment never records more refunded than paid.
     let payment = sqlx::query(
-        "UPDATE payments SET refunded_fen = refunded_fen + $1, \
-           status = CASE WHEN refunded_fen + $2 >= amount_fen THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END, \
-           updated_at = $3 WHERE id = $4",
+        "UPDATE payments SET refunded_fen = refunded_fen + $1, status = $2, updated_at = $3 \
+         WHERE id = $4 AND refunded_fen + $5 <= amount_fen",
     )
-    .bind(amount)
-    .bind(amount)
+    .bind(refund.amount.get())
+    .bind(effect.payment_status.as_str())
     .bind(now.0)
-    .bind(refund.payment_id);
-    rows(tx, payment).await?;
-    match refund.kind {
-        // A second trade's money is not the order's: the order does not change.
-        RefundKind::DoublePayment => return Ok(false),
-        RefundKind::LatePayment => {
-            let late = sqlx::query(
-                "UPDATE orders SET refunded_fen = refunded_fen + $1, \
-                 cancel_reason = 'LATE_PAYMENT_REFUNDED', updated_at = $2 \
-                 WHERE id = $3 AND status = 'CANCELLED'",
-            )
-            .bind(amount)
-            .bind(now.0)
-            .bind(refund.order_id);
-            rows(tx, late).await?;
-            return Ok(false);
-        }
-        RefundKind::Requested => {}
+    .bind(refund.payment_id)
+    .bind(refund.amount.get());
+    if rows(tx, payment).await? != 1 {
+        return Err(StoreError::Other(format!(
+            "refund {} would take payment {} past what was paid",
+            refund.out_refund_no, refund.payment_id
+        )));
     }
-    let order = sqlx::query(
-        "UPDATE orders SET refunded_fen = refunded_fen + $1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(amount)
-    .bind(now.0)
-    .bind(refund.order_id);
-    rows(tx, order).await?;
-    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE id = $1")
-        .bind(refund.payment_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    if status != "REFUNDED" {
+    if effect.counts_for_order {
+        let order = sqlx::query(
+            "UPDATE orders SET refunded_fen = refunded_fen + $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(refund.amount.get())
+        .bind(now.0)
+        .bind(refund.order_id);
+        rows(tx, order).await?;
+    }
+    if effect.marks_late_refund {
+        let late = sqlx::query(
+            "UPDATE orders SET cancel_reason = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(CancelReason::LatePaymentRefunded.as_str())
+        .bind(now.0)
+        .bind(refund.order_id)
+        .bind(OrderStatus::Cancelled.as_str());
+        rows(tx, late).await?;
+    }
+    if !effect.cancels_order {
         return Ok(false);
     }
+    let to = OrderStatus::Confirmed
+        .refund_fully()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
     let cancel = sqlx::query(
-        "UPDATE orders SET status = 'CANCELLED', cancel_reason = 'REFUNDED', cancelled_at = $1, \
-         updated_at = $2 WHERE id = $3 AND status = 'CONFIRMED'",
+        "UPDATE orders SET status = $1, cancel_reason = $2, cancelled_at = $3, \
+         updated_at = $4 WHERE id = $5 AND status = $6",
     )
+    .bind(to.as_str())
+    .bind(CancelReason::Refunded.as_str())
     .bind(now.0)
     .bind(now.0)
-    .bind(refund.order_id);
+    .bind(refund.order_id)
+    .bind(OrderStatus::Confirmed.as_str());
     if rows(tx, cancel).await? == 0 {
         return Ok(false);
     }
     let tickets = sqlx::query(
-        "UPDATE tickets SET status = 'CANCELLED', cancelled_at = $1 WHERE order_id = $2 AND status = 'VALID'",
+        "UPDATE tickets SET status = $1, cancelled_at = $2 WHERE order_id = $3 AND status = $4",
     )
+    .bind(TicketStatus::Cancelled.as_str())
     .bind(now.0)
-    .bind(refund.order_id);
+    .bind(refund.order_id)
+    .bind(TicketStatus::Valid.as_str());
     rows(tx, tickets).await?;
     let items = items_in(tx, refund.order_id).await?;
     stock::shift_owned(

@@ -47,9 +47,31 @@ pub async fn shift(
     Ok(rows(tx, query).await? == 1)
 }
 
-/// Moves every line of an order, all or nothing: on a short line it answers false and the
-/// caller drops the transaction.
-pub async fn shift_items(
+/// Moves every line of an order, all or nothing: on a short line it moves the lines it had
+/// moved back and answers false, leaving the transaction as it found it.
+pub async fn shift_all_or_none(
+    tx: &mut Transaction<'_, Any>,
+    items: &[OrderItem],
+    from: Counter,
+    to: Counter,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    for (moved, item) in items.iter().enumerate() {
+        if !shift(tx, item.ticket_type_id, item.quantity, from, to, now).await? {
+            for undo in &items[..moved] {
+                if !shift(tx, undo.ticket_type_id, undo.quantity, to, from, now).await? {
+                    return Err(StoreError::Other("stock moved back failed".into()));
+                }
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Moves every line of an order; answers false at the first short line (the caller drops
+/// the transaction).
+async fn shift_items(
     tx: &mut Transaction<'_, Any>,
     items: &[OrderItem],
     from: Counter,

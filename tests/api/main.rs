@@ -19,6 +19,7 @@ mod orders;
 mod payments;
 mod refund_recovery;
 mod refunds;
+mod retries;
 mod sandbox;
 mod sandbox_faults;
 mod sandbox_harness;

@@ -6,7 +6,7 @@ use sqlx::AnyPool;
 use wallyt_pay::config::DatabaseSettings;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::expiry::DeadlineKind;
-use wallyt_pay_actors::ports::OrderStore;
+use wallyt_pay_actors::ports::{Fence, OrderStore};
 use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, UnixMillis, UserStore};
 
 use crate::helpers::{fresh_database_url, Backend};
@@ -332,8 +332,8 @@ async fn deadlines_come_back_a_window_at_a_time(backend: Backend) {
         .iter()
         .any(|d| d.key.order_id == later.id && d.at == later.expires_at));
     // Expiring releases the reservation; a second expiry finds nothing to do.
-    assert!(db.expire_order(soon.id, NOW).await.unwrap());
-    assert!(!db.expire_order(soon.id, NOW).await.unwrap());
+    assert!(db.expire_order(soon.id, Fence(0), NOW).await.unwrap());
+    assert!(!db.expire_order(soon.id, Fence(0), NOW).await.unwrap());
     let stock = db.ticket_type(t.id).await.unwrap().unwrap().stock;
     assert_eq!((stock.available, stock.reserved), (9, 1));
 }

@@ -134,16 +134,17 @@ async fn settle_open_trade(engine: &Engine, payment: &Payment) -> Result<(), Act
     let status = query_trade(engine, payment).await?;
     match status {
         TradeStatus::Paid { .. } => apply_reported(engine, payment, status).await.map(drop),
-        // The gateway never had it, or closed it on its own: nothing to close there (a second
-        // close would only answer ORDERCLOSED).
-        TradeStatus::Unknown | TradeStatus::Closed => {
+        // The gateway never had it: nothing to close there.
+        TradeStatus::Unknown => {
             engine
                 .store
                 .close_payment(payment.id, engine.fence, engine.clock.now())
                 .await?;
             Ok(())
         }
-        TradeStatus::Open => match close_trade(engine, payment).await {
+        // A trade the gateway reports CLOSED is closed once more all the same: cheap, and it
+        // answers ORDERCLOSED (success) — no trade is left payable on a stale answer.
+        TradeStatus::Open | TradeStatus::Closed => match close_trade(engine, payment).await {
             Ok(()) => {
                 engine.observer.trade_closed();
                 Ok(())

@@ -164,7 +164,14 @@ async fn judge(state: &AppState, body: &[u8]) -> Verdict {
             order_id: Some(order_id),
             out_trade_no: Some(otn),
         },
-        Ok(ApplyOutcome::PaidButOrderNot { .. }) => Verdict {
+        Ok(ApplyOutcome::Revived { .. }) => Verdict {
+            accepted: true,
+            name: "late_payment_reconfirmed",
+            order_id: Some(order_id),
+            out_trade_no: Some(otn),
+        },
+        // The refund is recorded with the payment: accepting the notify loses nothing.
+        Ok(ApplyOutcome::RefundPlanned { .. }) => Verdict {
             accepted: true,
             name: "paid_order_not_pending",
             order_id: Some(order_id),

@@ -58,8 +58,15 @@ pub async fn refund(
     state: web::Data<AppState>,
     body: web::Json<RefundBody>,
 ) -> HttpResponse {
+    // The key also binds the refund it creates: a retry finds that refund in the engine even
+    // when the first answer was lost (timeout, 5xx, disconnect, crash).
+    let request_key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(|key| format!("{}:refund:{}", user.id, key.trim()));
     idempotency::once_json(&state, &req, user.id, "refund", &*body, || {
-        request_refund(&user, &state, &body)
+        request_refund(&user, &state, &body, request_key)
     })
     .await
 }
@@ -68,6 +75,7 @@ async fn request_refund(
     user: &AuthUser,
     state: &AppState,
     body: &RefundBody,
+    request_key: Option<String>,
 ) -> Result<RefundAnswer, ApiError> {
     if body.refund_amount.is_some_and(|a| !a.is_positive()) {
         return Err(ApiError::validation("refundAmount must be more than 0"));
@@ -95,6 +103,7 @@ async fn request_refund(
     let message = Refund {
         amount: body.refund_amount,
         reason: reason.map(str::to_owned),
+        request_key,
     };
     let refund = state.engine.send(order.id, message).await?;
     Ok(RefundAnswer {
