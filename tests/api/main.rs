@@ -10,6 +10,7 @@ mod crash;
 mod engine;
 mod errors;
 mod expiry;
+mod gateway_state;
 mod health;
 mod late_payments;
 mod login;
