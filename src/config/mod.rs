@@ -80,6 +80,9 @@ pub struct Settings {
     pub expiry_grace: Duration,
     /// How often the database is swept for deadlines the timers do not know.
     pub expiry_sweep_interval: Duration,
+    /// How long an `Idempotency-Key` whose first request never finished (crash, disconnect)
+    /// refuses retries before one may take it over.
+    pub idempotency_inflight_timeout: Duration,
     pub outbound: OutboundHttp,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
@@ -157,6 +160,8 @@ struct Raw {
     expiry_grace: Duration,
     #[serde(with = "humantime_serde")]
     expiry_sweep_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    idempotency_inflight_timeout: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -291,6 +296,11 @@ impl Settings {
             ("ORDER_TTL", raw.order_ttl),
             ("PREPAY_TTL", raw.prepay_ttl),
             ("JWT_TTL", raw.jwt_ttl),
+            // Zero would let a retry take over a request that is still running.
+            (
+                "IDEMPOTENCY_INFLIGHT_TIMEOUT",
+                raw.idempotency_inflight_timeout,
+            ),
         ] {
             if ttl.is_zero() {
                 return Err(ConfigError::Invalid(format!("{name} must be more than 0")));
@@ -348,6 +358,7 @@ impl Settings {
             query_schedule: parse_schedule(&raw.query_schedule)?,
             expiry_grace: raw.expiry_grace,
             expiry_sweep_interval: raw.expiry_sweep_interval,
+            idempotency_inflight_timeout: raw.idempotency_inflight_timeout,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,

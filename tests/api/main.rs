@@ -12,6 +12,7 @@ mod errors;
 mod expiry;
 mod gateway_state;
 mod health;
+mod idempotency;
 mod late_payments;
 mod login;
 mod notify;
