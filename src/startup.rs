@@ -40,6 +40,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub engine: EngineHandle,
     pub order_ttl: std::time::Duration,
+    /// How long an unfinished request holds its `Idempotency-Key`.
+    pub idempotency_inflight_timeout: std::time::Duration,
     /// Set when REDIS_URL is: readiness checks it.
     pub redis: Option<RedisLocks>,
 }
@@ -153,6 +155,7 @@ impl Application {
             clock,
             engine: engine.clone(),
             order_ttl: settings.order_ttl,
+            idempotency_inflight_timeout: settings.idempotency_inflight_timeout,
             redis,
         });
 

@@ -83,6 +83,9 @@ pub struct Settings {
     pub late_payment_revive_within: Duration,
     /// How often the database is swept for deadlines the timers do not know.
     pub expiry_sweep_interval: Duration,
+    /// How long an `Idempotency-Key` whose first request never finished (crash, disconnect)
+    /// refuses retries before one may take it over.
+    pub idempotency_inflight_timeout: Duration,
     pub outbound: OutboundHttp,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
@@ -162,6 +165,8 @@ struct Raw {
     late_payment_revive_within: Duration,
     #[serde(with = "humantime_serde")]
     expiry_sweep_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    idempotency_inflight_timeout: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -296,6 +301,11 @@ impl Settings {
             ("ORDER_TTL", raw.order_ttl),
             ("PREPAY_TTL", raw.prepay_ttl),
             ("JWT_TTL", raw.jwt_ttl),
+            // Zero would let a retry take over a request that is still running.
+            (
+                "IDEMPOTENCY_INFLIGHT_TIMEOUT",
+                raw.idempotency_inflight_timeout,
+            ),
         ] {
             if ttl.is_zero() {
                 return Err(ConfigError::Invalid(format!("{name} must be more than 0")));
@@ -354,6 +364,7 @@ impl Settings {
             expiry_grace: raw.expiry_grace,
             late_payment_revive_within: raw.late_payment_revive_within,
             expiry_sweep_interval: raw.expiry_sweep_interval,
+            idempotency_inflight_timeout: raw.idempotency_inflight_timeout,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,

@@ -18,6 +18,10 @@ fn contract_defaults_apply() {
     assert_eq!(settings.order_ttl, Duration::from_secs(15 * 60));
     assert_eq!(settings.prepay_ttl, Duration::from_secs(5 * 60));
     assert_eq!(settings.jwt_ttl, Duration::from_secs(2 * 3600));
+    assert_eq!(
+        settings.idempotency_inflight_timeout,
+        Duration::from_secs(60)
+    );
     assert_eq!(settings.database.url, "sqlite://data/pay.db");
     assert_eq!(settings.wechat.api_base, "https://api.weixin.qq.com");
     assert!(settings.wallyt.is_none());
@@ -31,10 +35,15 @@ fn environment_overrides_files_with_flat_names() {
             ("ORDER_TTL", "90s"),
             ("DATABASE_URL", "postgres://x/y"),
             ("PREPAY_TTL", "2h"),
+            ("IDEMPOTENCY_INFLIGHT_TIMEOUT", "1500ms"),
         ],
     )
     .unwrap();
     assert_eq!(settings.order_ttl, Duration::from_secs(90));
+    assert_eq!(
+        settings.idempotency_inflight_timeout,
+        Duration::from_millis(1500)
+    );
     assert_eq!(settings.prepay_ttl, Duration::from_secs(7200));
     assert_eq!(settings.database.url, "postgres://x/y");
 }
@@ -129,4 +138,13 @@ fn empty_variables_count_as_unset() {
     let settings = load(AppEnv::Test, &[("WALLYT_MCH_ID", ""), ("REDIS_URL", " ")]).unwrap();
     assert!(settings.wallyt.is_none());
     assert!(settings.redis_url.is_none());
+}
+
+#[test]
+fn a_zero_inflight_timeout_is_refused() {
+    let error = load(AppEnv::Test, &[("IDEMPOTENCY_INFLIGHT_TIMEOUT", "0s")]).unwrap_err();
+    assert!(
+        error.to_string().contains("IDEMPOTENCY_INFLIGHT_TIMEOUT"),
+        "{error}"
+    );
 }

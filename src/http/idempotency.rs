@@ -3,6 +3,11 @@
 //! first is still running, 409 CONFLICT. Only definite answers (2xx, 4xx) are stored: after a
 //! 5xx the outcome may still change, so a retry runs again — and the engine resumes rather than
 //! repeats (the same out_refund_no).
+//!
+//! A request that never finishes — the process crashed, or the client went away and actix
+//! dropped this future mid-way (the engine's actor still finishes a message it was sent) —
+//! leaves its key IN_FLIGHT; after `IDEMPOTENCY_INFLIGHT_TIMEOUT` a retry takes the key over
+//! and runs, and the engine resumes rather than repeats here too.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -108,7 +113,12 @@ where
         .collect();
     match state
         .db
-        .claim_idempotency_key(&key, &hash, state.clock.now())
+        .claim_idempotency_key(
+            &key,
+            &hash,
+            state.clock.now(),
+            state.idempotency_inflight_timeout,
+        )
         .await
     {
         Err(error) => send(ApiError::from(error).into()),
@@ -117,19 +127,23 @@ where
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body,
         }),
-        Ok(Claim::Fresh) => {
+        Ok(Claim::Fresh(token)) => {
             let answer = work().await;
             let stored = if answer.status.is_server_error() {
-                state.db.release_idempotency_key(&key).await
+                state.db.release_idempotency_key(&key, &token).await
             } else {
                 let status = answer.status.as_u16();
                 state
                     .db
-                    .complete_idempotency_key(&key, status, &answer.body)
+                    .complete_idempotency_key(&key, &token, status, &answer.body)
                     .await
             };
-            if let Err(error) = stored {
-                tracing::error!(event = "idempotency.store_failed", %error);
+            match stored {
+                Ok(true) => {}
+                // This request outlived the in-flight timeout and a retry took the key over;
+                // the retry's answer is the one that will be kept.
+                Ok(false) => tracing::warn!(event = "idempotency.claim_lost", endpoint),
+                Err(error) => tracing::error!(event = "idempotency.store_failed", %error),
             }
             send(answer)
         }

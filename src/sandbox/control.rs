@@ -1,5 +1,6 @@
 //! The sandbox's own controls, under `/sandbox`: look at trades and their notify attempts,
-//! make the user pay, redeliver a notify, and inject faults.
+//! make the user pay, close a trade on the gateway's side, redeliver a notify, and inject
+//! faults.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
@@ -85,6 +86,31 @@ pub async fn pay(
             spawn_delivery(sandbox.get_ref().clone(), trade.out_trade_no.clone());
             HttpResponse::Ok().json(trade)
         }
+        Err((status, message)) => refuse(status, message),
+    }
+}
+
+/// The gateway closes an unpaid trade on its own (an operator in the merchant console, a
+/// cleanup of its own), without the merchant asking: the engine learns of it only when it
+/// queries or closes the trade itself.
+pub async fn close(sandbox: Data<Sandbox>, out_trade_no: Path<String>) -> HttpResponse {
+    let now = sandbox.now().0;
+    let closed = sandbox.with_state(|s| {
+        let Some(trade) = s.trades.get_mut(out_trade_no.as_str()) else {
+            return Err((StatusCode::NOT_FOUND, "no such trade"));
+        };
+        trade.refresh(now);
+        match trade.state {
+            TradeState::NotPay => {
+                trade.state = TradeState::Closed;
+                Ok(trade.clone())
+            }
+            TradeState::Closed => Err((StatusCode::CONFLICT, "trade is already closed")),
+            _ => Err((StatusCode::CONFLICT, "trade is paid")),
+        }
+    });
+    match closed {
+        Ok(trade) => HttpResponse::Ok().json(trade),
         Err((status, message)) => refuse(status, message),
     }
 }

@@ -1,6 +1,6 @@
 //! Fault injection: what the sandbox should get wrong, globally or for one trade. A trade's own
 //! setting wins over the global one, field by field. Counted faults (`gateway_5xx`,
-//! `gateway_garbage`) are used up one call at a time.
+//! `gateway_garbage`, `late_answer`) are used up one call at a time.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,36 @@ pub struct Faults {
     pub gateway_slow_ms: Option<u64>,
     /// The next N gateway calls answer something that is not the protocol.
     pub gateway_garbage: Option<u32>,
+    /// The gateway does the work but answers too late: the caller times out not knowing
+    /// that the prepay, close or refund happened.
+    pub late_answer: Option<LateAnswer>,
+}
+
+/// `{"delay_ms": 1500, "count": 1, "service": "unified.trade.refund"}`: the next `count`
+/// calls (of that service only, when one is named) are performed at once and answered after
+/// `delay_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LateAnswer {
+    pub delay_ms: u64,
+    pub count: u32,
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+impl LateAnswer {
+    /// Uses up one late answer for a call of `service`; answers the delay when it applies.
+    pub fn take(&mut self, service: Option<&str>) -> Option<u64> {
+        let concerned = match &self.service {
+            Some(wanted) => service == Some(wanted.as_str()),
+            None => true,
+        };
+        if !concerned || self.count == 0 {
+            return None;
+        }
+        self.count -= 1;
+        Some(self.delay_ms)
+    }
 }
 
 impl Faults {
@@ -62,6 +92,7 @@ impl Faults {
             gateway_5xx: self.gateway_5xx.or(global.gateway_5xx),
             gateway_slow_ms: self.gateway_slow_ms.or(global.gateway_slow_ms),
             gateway_garbage: self.gateway_garbage.or(global.gateway_garbage),
+            late_answer: self.late_answer.clone().or(global.late_answer.clone()),
         }
     }
 }
@@ -83,6 +114,8 @@ pub struct CallFault {
     pub slow_ms: u64,
     pub server_error: bool,
     pub garbage: bool,
+    /// Perform the call, then wait this long before answering.
+    pub late_ms: u64,
 }
 
 #[cfg(test)]
@@ -111,5 +144,27 @@ mod tests {
         assert!(take(&mut counter) && take(&mut counter));
         assert!(!take(&mut counter));
         assert!(!take(&mut None));
+    }
+
+    #[test]
+    fn late_answers_are_counted_per_service() {
+        let mut late = LateAnswer {
+            delay_ms: 700,
+            count: 2,
+            service: Some("unified.trade.refund".into()),
+        };
+        assert_eq!(late.take(Some("unified.trade.query")), None);
+        assert_eq!(late.take(None), None);
+        assert_eq!(late.take(Some("unified.trade.refund")), Some(700));
+        assert_eq!(late.take(Some("unified.trade.refund")), Some(700));
+        assert_eq!(late.take(Some("unified.trade.refund")), None, "used up");
+
+        let mut any = LateAnswer {
+            delay_ms: 5,
+            count: 1,
+            service: None,
+        };
+        assert_eq!(any.take(Some("pay.weixin.jspay")), Some(5));
+        assert_eq!(any.take(Some("pay.weixin.jspay")), None);
     }
 }

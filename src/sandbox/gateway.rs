@@ -14,11 +14,14 @@ use crate::gateway::wallyt::xml::{decode, encode, XmlError};
 
 pub async fn gateway(sandbox: Data<Sandbox>, body: Bytes) -> HttpResponse {
     let parsed = decode(&body);
-    let trade_hint = parsed
-        .as_ref()
-        .ok()
-        .and_then(|f| f.get("out_trade_no").map(str::to_owned));
-    let fault = sandbox.take_call_fault(trade_hint.as_deref());
+    let hint = |name: &str| {
+        parsed
+            .as_ref()
+            .ok()
+            .and_then(|f| f.get(name).map(str::to_owned))
+    };
+    let (trade_hint, service_hint) = (hint("out_trade_no"), hint("service"));
+    let fault = sandbox.take_call_fault(trade_hint.as_deref(), service_hint.as_deref());
     if fault.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.slow_ms)).await;
     }
@@ -31,6 +34,10 @@ pub async fn gateway(sandbox: Data<Sandbox>, body: Bytes) -> HttpResponse {
             .body("<html><body><h1>502 Bad Gateway</h1></body></html>");
     }
     let reply = handle(&sandbox, parsed);
+    if fault.late_ms > 0 {
+        // The work is done and kept: a caller that gives up waiting has not undone it.
+        tokio::time::sleep(Duration::from_millis(fault.late_ms)).await;
+    }
     HttpResponse::Ok()
         .content_type("text/xml; charset=UTF-8")
         .body(encode(&reply))

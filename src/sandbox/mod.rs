@@ -106,8 +106,8 @@ impl Sandbox {
         &self.inner.http
     }
 
-    fn take_call_fault(&self, out_trade_no: Option<&str>) -> CallFault {
-        self.with_state(|s| s.take_call_fault(out_trade_no))
+    fn take_call_fault(&self, out_trade_no: Option<&str>, service: Option<&str>) -> CallFault {
+        self.with_state(|s| s.take_call_fault(out_trade_no, service))
     }
 
     /// Serves the sandbox alone: the protocol at the root (`/pay/gateway`,
@@ -146,6 +146,10 @@ pub fn control_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/trades", web::get().to(control::list_trades))
         .route("/trades/{out_trade_no}", web::get().to(control::get_trade))
         .route("/trades/{out_trade_no}/pay", web::post().to(control::pay))
+        .route(
+            "/trades/{out_trade_no}/close",
+            web::post().to(control::close),
+        )
         .route(
             "/trades/{out_trade_no}/notify",
             web::post().to(control::redeliver),

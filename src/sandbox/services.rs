@@ -232,10 +232,13 @@ pub fn close(ctx: Context<'_>, fields: &Fields) -> Outcome {
     trade.refresh(ctx.now.0);
     trade.close_calls += 1;
     match trade.state {
-        TradeState::NotPay | TradeState::Closed => {
+        TradeState::NotPay => {
             trade.state = TradeState::Closed;
             Ok(Fields::new())
         }
+        // As the gateway does: a second close, or a close after time_expire, is refused with
+        // ORDERCLOSED — never a quiet success that would hide a caller treating it as a failure.
+        TradeState::Closed => Err(fail("ORDERCLOSED", "Order closed")),
         _ => Err(fail("ORDERPAID", "Order paid")),
     }
 }

@@ -150,8 +150,12 @@ impl SandboxState {
         own.cloned().unwrap_or_default().over(&self.global_faults)
     }
 
-    /// Decides (and uses up) what the next gateway call about this trade suffers.
-    pub fn take_call_fault(&mut self, out_trade_no: Option<&str>) -> CallFault {
+    /// Decides (and uses up) what the next gateway call of `service` about this trade suffers.
+    pub fn take_call_fault(
+        &mut self,
+        out_trade_no: Option<&str>,
+        service: Option<&str>,
+    ) -> CallFault {
         let slow_ms = self.faults_for(out_trade_no).gateway_slow_ms.unwrap_or(0);
         let mut own = out_trade_no.and_then(|no| self.trade_faults.get_mut(no));
         let global = &mut self.global_faults;
@@ -166,10 +170,20 @@ impl SandboxState {
         };
         let server_error = counted(|f| &mut f.gateway_5xx);
         let garbage = !server_error && counted(|f| &mut f.gateway_garbage);
+        // A call that fails outright does no work, so it cannot be answered late either.
+        let late_ms = if server_error || garbage {
+            None
+        } else {
+            match own.and_then(|f| f.late_answer.as_mut()) {
+                Some(late) => late.take(service),
+                None => global.late_answer.as_mut().and_then(|l| l.take(service)),
+            }
+        };
         CallFault {
             slow_ms,
             server_error,
             garbage,
+            late_ms: late_ms.unwrap_or(0),
         }
     }
 

@@ -67,6 +67,15 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// The gateway closes the trade on its own side, without the engine asking.
+    pub async fn sandbox_close(&self, out_trade_no: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/sandbox/trades/{out_trade_no}/close")))
+            .send()
+            .await
+            .expect("POST")
+    }
+
     pub async fn sandbox_trade(&self, out_trade_no: &str) -> Value {
         self.get(&format!("/sandbox/trades/{out_trade_no}"))
             .await

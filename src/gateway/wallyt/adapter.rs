@@ -37,6 +37,13 @@ fn is_already_paid(error: &GatewayError) -> bool {
         if code == "ORDERPAID" || message.eq_ignore_ascii_case("order paid"))
 }
 
+/// The gateway had closed the trade already (by time_expire, an earlier close whose answer was
+/// lost, or on its own): what the close wanted is true, so it is success, never a retry.
+fn is_already_closed(error: &GatewayError) -> bool {
+    matches!(error, GatewayError::Business { code, message }
+        if code == "ORDERCLOSED" || message.eq_ignore_ascii_case("order closed"))
+}
+
 #[async_trait]
 impl PaymentGateway for WallytGateway {
     async fn create_prepay(
@@ -99,6 +106,7 @@ impl PaymentGateway for WallytGateway {
     async fn close_trade(&self, out_trade_no: &str) -> Result<(), GatewayFailure> {
         match self.client.close(out_trade_no).await {
             Ok(()) => Ok(()),
+            Err(error) if is_already_closed(&error) => Ok(()),
             Err(error) if is_already_paid(&error) => Err(GatewayFailure::AlreadyPaid),
             Err(error) => Err(failure(error)),
         }
@@ -145,5 +153,29 @@ impl PaymentGateway for WallytGateway {
             RefundStatus::NotSure => RefundProgress::NotSure,
             RefundStatus::Change => RefundProgress::Change,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn business(code: &str, message: &str) -> GatewayError {
+        GatewayError::Business {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_close_refusal_says_closed_or_paid_by_code_or_by_text() {
+        assert!(is_already_closed(&business("ORDERCLOSED", "")));
+        assert!(is_already_closed(&business("", "Order closed")));
+        assert!(!is_already_closed(&business("ORDERPAID", "Order paid")));
+        assert!(!is_already_closed(&business("SYSTEMERROR", "")));
+        assert!(is_already_paid(&business("ORDERPAID", "")));
+        assert!(is_already_paid(&business("", "order paid")));
+        assert!(!is_already_paid(&business("ORDERCLOSED", "Order closed")));
+        assert!(!is_already_closed(&GatewayError::Timeout));
     }
 }
