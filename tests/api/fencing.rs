@@ -117,7 +117,10 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
         quantity: 1,
     };
     let expires = UnixMillis(now.0 + 600_000);
-    let order = db.create_order(user.id, &[line], expires, now).await.unwrap();
+    let order = db
+        .create_order(user.id, &[line], expires, now)
+        .await
+        .unwrap();
 
     let shared = Arc::new(LocalLocks::new());
     let hold = Arc::new(Notify::new());
