@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::ActorError;
 use super::expiry_scheduler::{DeadlineDue, Schedule};
 use super::messages::Expire;
 use super::order_actor::OrderActor;
@@ -113,13 +114,29 @@ impl Handler<LiveActors> for OrderRegistry {
 }
 
 /// Waits before retrying a deadline whose work failed (most often: the gateway did not answer).
-fn retry_after(attempt: u32) -> std::time::Duration {
+fn retry_after(attempt: u32) -> Duration {
     const SECONDS: [u64; 7] = [1, 2, 5, 10, 30, 60, 300];
-    std::time::Duration::from_secs(SECONDS[(attempt as usize).min(SECONDS.len() - 1)])
+    Duration::from_secs(SECONDS[(attempt as usize).min(SECONDS.len() - 1)])
+}
+
+/// A busy order (the lock service is down, another node holds the order, or its actor went
+/// away) is retried after this, however often it failed before.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// When to retry a deadline whose work failed, and the attempt number it then carries.
+/// The gateway's backoff (1 s … 5 min) is for the gateway: a busy order fails fast and
+/// locally, so it is retried within a second without using that backoff up — after a lock
+/// service outage the work goes on within seconds of its return, not minutes.
+fn retry_plan(deadline: &Deadline, busy: bool) -> (Duration, u32) {
+    if busy {
+        (BUSY_RETRY, deadline.attempt)
+    } else {
+        (retry_after(deadline.attempt), deadline.attempt + 1)
+    }
 }
 
 /// A deadline came: its order's actor does the work; what follows is scheduled, and a failure
-/// is retried with backoff (the order keeps its stock until the gateway has answered).
+/// is retried (the order keeps its stock until the gateway has answered).
 impl Handler<DeadlineDue> for OrderRegistry {
     type Result = ();
 
@@ -128,28 +145,65 @@ impl Handler<DeadlineDue> for OrderRegistry {
         let (scheduler, clock) = (self.engine.expiry.clone(), self.engine.clock.clone());
         ctx.spawn(
             async move {
-                match actor.send(Expire(deadline.key.kind)).await {
+                let (reason, busy) = match actor.send(Expire(deadline.key.kind)).await {
                     Ok(Ok(follow_ups)) => {
                         for next in follow_ups {
                             scheduler.do_send(Schedule(next));
                         }
+                        return;
                     }
-                    failed => {
-                        let reason = match failed {
-                            Ok(Err(error)) => error.to_string(),
-                            Err(error) => error.to_string(),
-                            Ok(Ok(_)) => String::new(),
-                        };
-                        tracing::warn!(event = "expiry.retry", order_id = deadline.key.order_id, attempt = deadline.attempt, %reason);
-                        scheduler.do_send(Schedule(Deadline {
-                            at: clock.now().plus(retry_after(deadline.attempt)),
-                            attempt: deadline.attempt + 1,
-                            ..deadline
-                        }));
+                    Ok(Err(error)) => {
+                        let busy = matches!(error, ActorError::Busy(_));
+                        (error.to_string(), busy)
                     }
-                }
+                    Err(error) => (error.to_string(), true),
+                };
+                let (wait, attempt) = retry_plan(&deadline, busy);
+                tracing::warn!(event = "expiry.retry", order_id = deadline.key.order_id, attempt, %reason);
+                scheduler.do_send(Schedule(Deadline {
+                    at: clock.now().plus(wait),
+                    attempt,
+                    ..deadline
+                }));
             }
             .into_actor(self),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expiry::{DeadlineKey, DeadlineKind};
+    use crate::time::UnixMillis;
+
+    fn failed(attempt: u32) -> Deadline {
+        Deadline {
+            key: DeadlineKey {
+                order_id: 1,
+                kind: DeadlineKind::OrderExpiry,
+            },
+            at: UnixMillis(0),
+            attempt,
+        }
+    }
+
+    #[test]
+    fn a_busy_order_is_retried_within_a_second_however_often_it_failed() {
+        for attempt in [0, 3, 6, 40] {
+            assert_eq!(retry_plan(&failed(attempt), true), (BUSY_RETRY, attempt));
+        }
+    }
+
+    #[test]
+    fn other_failures_back_off_up_to_five_minutes() {
+        let plans: Vec<(u64, u32)> = (0..9)
+            .map(|attempt| retry_plan(&failed(attempt), false))
+            .map(|(wait, next)| (wait.as_secs(), next))
+            .collect();
+        let waits: Vec<u64> = plans.iter().map(|(wait, _)| *wait).collect();
+        assert_eq!(waits, [1, 2, 5, 10, 30, 60, 300, 300, 300]);
+        let attempts: Vec<u32> = plans.iter().map(|(_, next)| *next).collect();
+        assert_eq!(attempts, (1..10).collect::<Vec<u32>>());
     }
 }

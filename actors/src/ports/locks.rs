@@ -25,6 +25,8 @@ pub fn next_fence(last: Option<i64>, now_millis: i64) -> i64 {
     last.map_or(from_clock, |last| last.saturating_add(1).max(from_clock))
 }
 
+/// Calls should fail, not hang, when the lock service cannot be reached: the caller answers
+/// busy and retries. (The `LockSupervisor` bounds every call too, as a last resort.)
 #[async_trait]
 pub trait LockManager: Send + Sync {
     /// Takes the lease if nobody holds it; `None` when someone else does.
