@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::error::ActorError;
 use super::messages::CheckRefund;
 use super::registry::{Lookup, OrderRegistry};
 use crate::ports::OrderStore;
@@ -91,20 +92,32 @@ impl RefundPoller {
         for (refund_id, order_id) in ready {
             let registry = registry.clone();
             let check = async move {
-                let actor = registry.send(Lookup(order_id)).await.ok()?;
-                actor.send(CheckRefund { refund_id }).await.ok()?.ok()
+                let actor = registry.send(Lookup(order_id)).await.map_err(busy)?;
+                actor.send(CheckRefund { refund_id }).await.map_err(busy)?
             };
-            ctx.spawn(check.into_actor(self).map(move |status, act, _| {
-                if status.is_some_and(|s| s.is_final()) {
-                    act.due.remove(&refund_id);
-                } else if let Some(due) = act.due.get_mut(&refund_id) {
-                    due.attempt += 1;
-                    due.in_flight = false;
-                    due.at = Instant::now() + backoff(act.base, due.attempt);
+            ctx.spawn(check.into_actor(self).map(move |checked, act, _| {
+                let Some(due) = act.due.get_mut(&refund_id) else {
+                    return;
+                };
+                match checked {
+                    Ok(status) if status.is_final() => {
+                        act.due.remove(&refund_id);
+                        return;
+                    }
+                    // The order was busy (its lease held elsewhere, or the lock service down):
+                    // nothing was asked, so the backoff is not used up — look again soon.
+                    Err(ActorError::Busy(_)) => {}
+                    _ => due.attempt += 1,
                 }
+                due.in_flight = false;
+                due.at = Instant::now() + backoff(act.base, due.attempt);
             }));
         }
     }
+}
+
+fn busy(error: MailboxError) -> ActorError {
+    ActorError::Busy(format!("refund poller: {error}"))
 }
 
 impl Actor for RefundPoller {
