@@ -40,6 +40,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub engine: EngineHandle,
     pub order_ttl: std::time::Duration,
+    pub pending_limits: wallyt_pay_actors::ports::PendingLimits,
     /// How long an unfinished request holds its `Idempotency-Key`.
     pub idempotency_inflight_timeout: std::time::Duration,
     /// Set when REDIS_URL is: readiness checks it.
@@ -155,6 +156,7 @@ impl Application {
             clock,
             engine: engine.clone(),
             order_ttl: settings.order_ttl,
+            pending_limits: settings.pending_limits,
             idempotency_inflight_timeout: settings.idempotency_inflight_timeout,
             redis,
         });

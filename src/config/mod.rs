@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wallyt_pay_actors::ports::PendingLimits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +71,9 @@ pub struct Settings {
     pub sandbox_notify_time_scale: f64,
     pub order_ttl: Duration,
     pub prepay_ttl: Duration,
+    /// Unpaid orders and reserved units one user may hold (`MAX_PENDING_ORDERS`,
+    /// `MAX_PENDING_UNITS`; 0 turns a limit off).
+    pub pending_limits: PendingLimits,
     /// An order actor with nothing to do for this long stops (and is respawned on demand).
     pub order_actor_idle: Duration,
     /// The refund poller's first wait; later waits back off from it.
@@ -150,6 +154,8 @@ struct Raw {
     wallyt_secret_key: Option<String>,
     wallyt_sign_type: String,
     wallyt_notify_url: Option<String>,
+    max_pending_orders: u32,
+    max_pending_units: u32,
     #[serde(with = "humantime_serde")]
     order_ttl: Duration,
     #[serde(with = "humantime_serde")]
@@ -357,6 +363,10 @@ impl Settings {
             builtin_sandbox,
             sandbox_notify_time_scale: raw.sandbox_notify_time_scale,
             order_ttl: raw.order_ttl,
+            pending_limits: PendingLimits {
+                max_orders: raw.max_pending_orders,
+                max_units: raw.max_pending_units,
+            },
             prepay_ttl: raw.prepay_ttl,
             order_actor_idle: raw.order_actor_idle,
             refund_poll_interval: raw.refund_poll_interval,

@@ -33,6 +33,8 @@ pub enum ApiError {
     #[error("{0}")]
     InsufficientStock(String),
     #[error("{0}")]
+    TooManyPendingOrders(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     GatewayError(String),
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::OrderNotFound => "ORDER_NOT_FOUND",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::InsufficientStock(_) => "INSUFFICIENT_STOCK",
+            ApiError::TooManyPendingOrders(_) => "TOO_MANY_PENDING_ORDERS",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::GatewayError(_) => "GATEWAY_ERROR",
             ApiError::WallytNotConfigured => "WALLYT_NOT_CONFIGURED",
@@ -81,6 +84,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::OrderNotFound | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InsufficientStock(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyPendingOrders(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::GatewayError(_) => StatusCode::BAD_GATEWAY,
             ApiError::WallytNotConfigured | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -8,7 +8,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{
     ApplyOutcome, BeginRefundError, CreateOrderError, Fence, FinishOutcome, NewPaymentEvent,
-    NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules, RefundResult,
+    NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules, PendingLimits,
+    RefundResult,
 };
 use wallyt_pay_actors::{
     CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus, Refund,
@@ -16,7 +17,7 @@ use wallyt_pay_actors::{
 };
 
 use super::stock::{self, Counter};
-use super::{column, expiry, payments, refunds, store_error, Database};
+use super::{column, expiry, payments, refunds, store_error, Backend, Database};
 
 const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
@@ -87,6 +88,40 @@ pub(super) async fn items_in(
     .collect()
 }
 
+/// The user's PENDING orders and the units they reserve. On PostgreSQL the user's row is locked
+/// first, so two orders of one user placed at once are counted one after the other (SQLite
+/// writers are serialized by `BEGIN IMMEDIATE` already).
+async fn pending_of(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    user_id: i64,
+) -> Result<(i64, i64), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    }
+    let orders: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status = $2")
+            .bind(user_id)
+            .bind(OrderStatus::Pending.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    let units: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(i.quantity) AS BIGINT) FROM order_items i \
+         JOIN orders o ON o.id = i.order_id WHERE o.user_id = $1 AND o.status = $2",
+    )
+    .bind(user_id)
+    .bind(OrderStatus::Pending.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok((orders, units.unwrap_or(0)))
+}
+
 /// The order as the transaction sees it.
 pub(super) async fn order_in(
     tx: &mut Transaction<'_, Any>,
@@ -119,13 +154,13 @@ impl OrderStore for Database {
         &self,
         user_id: i64,
         lines: &[OrderLine],
+        limits: PendingLimits,
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<Order, CreateOrderError> {
         let mut tx = self.begin_write().await?;
         let mut items = Vec::with_capacity(lines.len());
         let mut total = Fen::ZERO;
-        // Lines come sorted by ticket type: rows are locked in one order, no deadlock cycles.
         for line in lines {
             let price: Option<i64> =
                 sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
@@ -136,19 +171,6 @@ impl OrderStore for Database {
             let Some(price) = price else {
                 return Err(CreateOrderError::UnknownTicketType(line.ticket_type_id));
             };
-            let (id, quantity) = (line.ticket_type_id, line.quantity);
-            if !stock::shift(
-                &mut tx,
-                id,
-                quantity,
-                Counter::Available,
-                Counter::Reserved,
-                now,
-            )
-            .await?
-            {
-                return Err(CreateOrderError::InsufficientStock(line.ticket_type_id));
-            }
             let unit_price = Fen::new(price);
             total = unit_price
                 .checked_mul(line.quantity)
@@ -159,6 +181,32 @@ impl OrderStore for Database {
                 quantity: line.quantity,
                 unit_price,
             });
+        }
+        if limits != PendingLimits::OFF {
+            let units: i64 = lines.iter().map(|l| l.quantity).sum();
+            let (orders, held) = pending_of(&mut tx, self.backend(), user_id).await?;
+            if !limits.allows(orders, held, units) {
+                return Err(CreateOrderError::TooManyPending {
+                    orders,
+                    units: held,
+                });
+            }
+        }
+        // Lines come sorted by ticket type: rows are locked in one order, no deadlock cycles.
+        for item in &items {
+            let (id, quantity) = (item.ticket_type_id, item.quantity);
+            if !stock::shift(
+                &mut tx,
+                id,
+                quantity,
+                Counter::Available,
+                Counter::Reserved,
+                now,
+            )
+            .await?
+            {
+                return Err(CreateOrderError::InsufficientStock(id));
+            }
         }
         let row = sqlx::query(&format!(
             "INSERT INTO orders (user_id, status, total_fen, expires_at, created_at, updated_at) \

@@ -118,7 +118,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
     };
     let expires = UnixMillis(now.0 + 600_000);
     let order = db
-        .create_order(user.id, &[line], expires, now)
+        .create_order(user.id, &[line], PendingLimits::OFF, expires, now)
         .await
         .unwrap();
 

@@ -20,6 +20,7 @@ mod notify;
 mod openapi;
 mod orders;
 mod payments;
+mod pending_limits;
 mod redis_outage;
 mod refund_recovery;
 mod refunds;

@@ -6,7 +6,7 @@ use sqlx::AnyPool;
 use wallyt_pay::config::DatabaseSettings;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::expiry::DeadlineKind;
-use wallyt_pay_actors::ports::{Fence, OrderStore};
+use wallyt_pay_actors::ports::{Fence, OrderStore, PendingLimits};
 use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, UnixMillis, UserStore};
 
 use crate::helpers::{fresh_database_url, Backend};
@@ -312,11 +312,23 @@ async fn deadlines_come_back_a_window_at_a_time(backend: Backend) {
         quantity: 1,
     }];
     let soon = db
-        .create_order(user, &line, UnixMillis(NOW.0 + 1_000), NOW)
+        .create_order(
+            user,
+            &line,
+            PendingLimits::OFF,
+            UnixMillis(NOW.0 + 1_000),
+            NOW,
+        )
         .await
         .unwrap();
     let later = db
-        .create_order(user, &line, UnixMillis(NOW.0 + 3_600_000), NOW)
+        .create_order(
+            user,
+            &line,
+            PendingLimits::OFF,
+            UnixMillis(NOW.0 + 3_600_000),
+            NOW,
+        )
         .await
         .unwrap();
     let window = db.open_deadlines(UnixMillis(NOW.0 + 60_000)).await.unwrap();

@@ -49,6 +49,7 @@ impl OrderStore for FakeStore {
         &self,
         _: i64,
         _: &[OrderLine],
+        _: PendingLimits,
         _: UnixMillis,
         _: UnixMillis,
     ) -> Result<Order, CreateOrderError> {

@@ -19,5 +19,5 @@ pub use observer::{Observer, Silent};
 pub use store::{
     ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, Fence, FinishOutcome,
     NewPaymentEvent, NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules,
-    RefundResult, StoreError, UserStore,
+    PendingLimits, RefundResult, StoreError, UserStore,
 };

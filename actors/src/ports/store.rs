@@ -68,10 +68,34 @@ pub trait CatalogStore: Send + Sync {
     async fn ticket_types(&self) -> Result<Vec<TicketType>, StoreError>;
 }
 
+/// How much one user may hold unpaid at once; 0 turns a limit off. Checked inside the
+/// transaction that reserves, so concurrent requests of one user cannot slip past it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingLimits {
+    pub max_orders: u32,
+    pub max_units: u32,
+}
+
+impl PendingLimits {
+    pub const OFF: PendingLimits = PendingLimits {
+        max_orders: 0,
+        max_units: 0,
+    };
+
+    /// Whether a user holding `orders` PENDING orders with `units` reserved units may add an
+    /// order of `more` units.
+    pub fn allows(self, orders: i64, units: i64, more: i64) -> bool {
+        let under = |max: u32, value: i64| max == 0 || value <= i64::from(max);
+        under(self.max_orders, orders + 1) && under(self.max_units, units + more)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateOrderError {
     #[error("ticket type {0} does not exist")]
     UnknownTicketType(i64),
+    #[error("the user already holds {orders} unpaid orders with {units} reserved units")]
+    TooManyPending { orders: i64, units: i64 },
     #[error("not enough tickets of type {0} left")]
     InsufficientStock(i64),
     #[error(transparent)]
@@ -178,11 +202,13 @@ pub enum FinishOutcome {
 #[async_trait]
 pub trait OrderStore: Send + Sync {
     /// Reserves the stock of every line (available → reserved) and creates the PENDING order,
-    /// all or nothing. Lines come validated and sorted by ticket type.
+    /// all or nothing, if the user stays within `limits`. Lines come validated and sorted by
+    /// ticket type. Checks in the contract's order: unknown ticket type, limits, stock.
     async fn create_order(
         &self,
         user_id: i64,
         lines: &[OrderLine],
+        limits: PendingLimits,
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<Order, CreateOrderError>;

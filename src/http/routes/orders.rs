@@ -33,7 +33,8 @@ pub struct NewOrderItem {
         (status = 201, body = inline(Envelope<NewOrderView>)),
         (status = 400, description = "VALIDATION_ERROR", body = Failure),
         (status = 401, description = "UNAUTHORIZED", body = Failure),
-        (status = 409, description = "INSUFFICIENT_STOCK", body = Failure)))]
+        (status = 409, description = "INSUFFICIENT_STOCK", body = Failure),
+        (status = 429, description = "TOO_MANY_PENDING_ORDERS", body = Failure)))]
 #[tracing::instrument(name = "order.create", skip_all, fields(user_id = user.id))]
 pub async fn create(
     user: AuthUser,
@@ -49,15 +50,30 @@ pub async fn create(
         })
         .collect();
     let lines = validate_lines(&lines).map_err(|e| ApiError::validation(e.to_string()))?;
+    let limits = state.pending_limits;
+    let units: i64 = lines.iter().map(|l| l.quantity).sum();
+    // An order that alone exceeds the limit could never pass: a 400, not a 429 to retry.
+    if limits.max_units > 0 && units > i64::from(limits.max_units) {
+        return Err(ApiError::validation(format!(
+            "an order may reserve at most {} units",
+            limits.max_units
+        )));
+    }
     let now = state.clock.now();
     let expires_at = now.plus(state.order_ttl);
     let order = state
         .db
-        .create_order(user.id, &lines, expires_at, now)
+        .create_order(user.id, &lines, limits, expires_at, now)
         .await
         .map_err(|e| match e {
             CreateOrderError::UnknownTicketType(id) => {
                 ApiError::validation(format!("unknown ticketTypeId {id}"))
+            }
+            CreateOrderError::TooManyPending { orders, units } => {
+                ApiError::TooManyPendingOrders(format!(
+                    "you already hold {orders} unpaid orders ({units} tickets); pay or let \
+                     them expire first"
+                ))
             }
             CreateOrderError::InsufficientStock(id) => {
                 ApiError::InsufficientStock(format!("not enough tickets of type {id} left"))
