@@ -9,6 +9,7 @@
 //! - [`user`]: a mini-program user, known by the openid WeChat gives us.
 //! - [`catalog`]: ticket types and their stock counters (`available + reserved + sold == total`).
 //! - [`order`], [`payment`], [`refund`], [`ticket`]: the state machines as pure functions.
+//! - [`ticket_refund`]: which tickets a refund takes (whole tickets for buyers).
 //! - [`policy`]: the decisions (late payments, which payment a refund takes, what a refund
 //!   does to its order), called by the stores inside the transaction that applies them.
 //! - [`ports`]: the traits the application implements with real I/O (store, gateway, locks).
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod ports;
 pub mod refund;
 pub mod ticket;
+pub mod ticket_refund;
 pub mod time;
 pub mod user;
 

@@ -1,6 +1,6 @@
 //! The engine's policies: what a verified payment does to its order, which payment a buyer's
 //! refund takes money from, and what a successful refund does to its payment and order. Pure
-//! functions: the stores call them inside the transaction that applies their answer, so the
+//! functions (which tickets a refund takes is [`crate::ticket_refund`]): the stores call them inside the transaction that applies their answer, so the
 //! decision and its effect commit together (nothing is left to a second step that a crash
 //! could skip).
 
@@ -77,9 +77,16 @@ pub struct RefundEffect {
 }
 
 /// The effect of a refund of `kind` that succeeded, bringing the payment to `refunded` of
-/// `amount`. Only a buyer's refund that completes the payment cancels the order; a double
-/// payment's refund leaves the order alone (that money was never the order's).
-pub fn on_refund_success(kind: RefundKind, refunded: Fen, amount: Fen) -> RefundEffect {
+/// `amount`, leaving `live_tickets` tickets of the order VALID or REFUNDING. A buyer's or an
+/// operator's refund cancels the order when it completes the payment or gives back its last
+/// ticket; a double payment's refund leaves the order alone (that money was never the
+/// order's).
+pub fn on_refund_success(
+    kind: RefundKind,
+    refunded: Fen,
+    amount: Fen,
+    live_tickets: usize,
+) -> RefundEffect {
     let payment_status = if refunded >= amount {
         PaymentStatus::Refunded
     } else {
@@ -88,7 +95,7 @@ pub fn on_refund_success(kind: RefundKind, refunded: Fen, amount: Fen) -> Refund
     match kind {
         RefundKind::Requested => RefundEffect {
             payment_status,
-            cancels_order: payment_status == PaymentStatus::Refunded,
+            cancels_order: payment_status == PaymentStatus::Refunded || live_tickets == 0,
             counts_for_order: true,
             marks_late_refund: false,
         },
@@ -144,15 +151,17 @@ mod tests {
     #[test]
     fn only_a_buyers_complete_refund_cancels_the_order() {
         let amount = Fen::new(10_000);
-        let full = on_refund_success(RefundKind::Requested, amount, amount);
+        let full = on_refund_success(RefundKind::Requested, amount, amount, 2);
         assert!(full.cancels_order && full.counts_for_order);
         assert_eq!(full.payment_status, PaymentStatus::Refunded);
-        let part = on_refund_success(RefundKind::Requested, Fen::new(1), amount);
+        let part = on_refund_success(RefundKind::Requested, Fen::new(1), amount, 1);
         assert!(!part.cancels_order);
         assert_eq!(part.payment_status, PaymentStatus::PartiallyRefunded);
-        let double = on_refund_success(RefundKind::DoublePayment, amount, amount);
+        let last_ticket = on_refund_success(RefundKind::Requested, Fen::new(1), amount, 0);
+        assert!(last_ticket.cancels_order, "every ticket given back");
+        let double = on_refund_success(RefundKind::DoublePayment, amount, amount, 0);
         assert!(!double.cancels_order && !double.counts_for_order);
-        let late = on_refund_success(RefundKind::LatePayment, amount, amount);
+        let late = on_refund_success(RefundKind::LatePayment, amount, amount, 0);
         assert!(!late.cancels_order && late.marks_late_refund);
     }
 }

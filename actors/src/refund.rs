@@ -101,6 +101,10 @@ pub struct Refund {
     pub attempts: i64,
     pub created_at: UnixMillis,
     pub finished_at: Option<UnixMillis>,
+    /// The tickets this refund gives back (REFUNDING while it runs).
+    pub ticket_ids: Vec<i64>,
+    /// Who asked, when it was an operator (`None`: the buyer, or the engine itself).
+    pub operator: Option<String>,
 }
 
 /// What can still be refunded of a payment: paid minus what refunds already hold.
@@ -110,69 +114,41 @@ pub fn refundable(paid: Fen, committed: Fen) -> Fen {
         .unwrap_or(Fen::ZERO)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RefundRequestError {
-    #[error("refund amount must be more than 0")]
-    NotPositive,
-    #[error("refund amount exceeds the {refundable} still refundable")]
-    Exceeded { refundable: Fen },
-}
-
-/// The amount of a new refund: the requested one if it fits, else everything refundable.
-pub fn refund_amount(requested: Option<Fen>, refundable: Fen) -> Result<Fen, RefundRequestError> {
-    let amount = requested.unwrap_or(refundable);
-    if requested.is_some_and(|r| !r.is_positive()) {
-        return Err(RefundRequestError::NotPositive);
-    }
-    if !amount.is_positive() || amount > refundable {
-        return Err(RefundRequestError::Exceeded { refundable });
-    }
-    Ok(amount)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     #[test]
-    fn defaults_to_everything_refundable_and_refuses_more() {
-        let left = Fen::new(5_000);
-        assert_eq!(refund_amount(None, left), Ok(left));
+    fn a_final_refund_never_changes_again() {
         assert_eq!(
-            refund_amount(Some(Fen::new(2_000)), left),
-            Ok(Fen::new(2_000))
+            RefundStatus::Processing.finish(RefundStatus::Success),
+            Ok(RefundStatus::Success)
         );
-        assert_eq!(
-            refund_amount(Some(Fen::new(6_000)), left),
-            Err(RefundRequestError::Exceeded { refundable: left })
-        );
-        assert_eq!(
-            refund_amount(Some(Fen::ZERO), left),
-            Err(RefundRequestError::NotPositive)
-        );
-        assert!(
-            refund_amount(None, Fen::ZERO).is_err(),
-            "nothing left to refund"
-        );
+        assert!(RefundStatus::Processing
+            .finish(RefundStatus::Processing)
+            .is_err());
+        assert!(RefundStatus::Success.finish(RefundStatus::Fail).is_err());
+        assert!(!RefundStatus::Fail.holds_money());
     }
 
     proptest! {
-        /// However refunds are requested, and whichever fail, what is held never exceeds what
-        /// was paid.
+        /// However refunds are begun, and whichever fail, what is held never exceeds what
+        /// was paid when each takes at most what is refundable.
         #[test]
         fn refunds_never_exceed_the_payment(
             paid in 1i64..1_000_000,
-            requests in proptest::collection::vec((proptest::option::of(1i64..600_000), any::<bool>()), 0..30)
+            requests in proptest::collection::vec((1i64..600_000, any::<bool>()), 0..30)
         ) {
             let paid = Fen::new(paid);
             let mut held = Fen::ZERO;
-            for (requested, fails) in requests {
-                if let Ok(amount) = refund_amount(requested.map(Fen::new), refundable(paid, held)) {
-                    held = held.checked_add(amount).unwrap();
+            for (asked, fails) in requests {
+                let asked = Fen::new(asked);
+                if asked <= refundable(paid, held) {
+                    held = held.checked_add(asked).unwrap();
                     prop_assert!(held <= paid);
                     if fails {
-                        held = held.checked_sub(amount).unwrap();
+                        held = held.checked_sub(asked).unwrap();
                     }
                 }
             }

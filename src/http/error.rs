@@ -137,6 +137,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::OrderNotFound => ApiError::OrderNotFound,
             EngineError::InvalidOrderStatus(message) => ApiError::InvalidOrderStatus(message),
+            EngineError::InvalidRequest(message) => ApiError::validation(message),
             EngineError::GatewayNotConfigured => ApiError::WallytNotConfigured,
             EngineError::GatewayTimeout => {
                 ApiError::GatewayTimeout("the payment gateway did not answer in time".into())

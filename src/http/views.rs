@@ -38,6 +38,7 @@ pub struct RefundView {
     reason: Option<String>,
     created_at: String,
     finished_at: Option<String>,
+    ticket_ids: Vec<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -169,6 +170,7 @@ pub fn order_view(
                 reason: r.reason.clone(),
                 created_at: rfc3339(r.created_at),
                 finished_at: r.finished_at.map(rfc3339),
+                ticket_ids: r.ticket_ids.clone(),
             })
             .collect(),
         created_at: rfc3339(order.created_at),

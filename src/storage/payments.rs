@@ -275,6 +275,8 @@ async fn plan_refund(
         reason: Some(kind.as_str().to_owned()),
         kind,
         request_key: None,
+        ticket_ids: Vec::new(),
+        operator: None,
     };
     let refund = super::refunds::insert_committed(tx, &new, now)
         .await?

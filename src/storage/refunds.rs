@@ -13,13 +13,14 @@ use wallyt_pay_actors::{
 };
 
 use super::fence;
-use super::orders::{items_in, rows};
+use super::orders::rows;
 use super::stock::{self, Counter};
 use super::{column, store_error, Database};
 
 const REFUND_COLUMNS: &str = "id, order_id, payment_id, out_refund_no, refund_id, amount_fen, \
-                              reason, status, kind, attempts, created_at, finished_at";
+                              reason, status, kind, attempts, created_at, finished_at, operator";
 
+/// A refund row; its tickets are attached by [`attach_tickets`].
 fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
     let status: String = column(row, "status")?;
     let kind: String = column(row, "kind")?;
@@ -38,54 +39,110 @@ fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
         attempts: column(row, "attempts")?,
         created_at: UnixMillis(column(row, "created_at")?),
         finished_at: column::<Option<i64>>(row, "finished_at")?.map(UnixMillis),
+        ticket_ids: Vec::new(),
+        operator: column(row, "operator")?,
     })
 }
 
-async fn select(db: &Database, filter: &str, value: i64) -> Result<Vec<Refund>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE {filter} ORDER BY id"
-    ))
-    .bind(value)
-    .fetch_all(db.pool())
-    .await
-    .map_err(store_error)?
-    .iter()
-    .map(refund_from_row)
-    .collect()
+/// Which refunds to read: a column compared with one value.
+enum Filter<'a> {
+    Order(i64),
+    Id(i64),
+    RequestKey(&'a str),
+    Status(RefundStatus),
+}
+
+impl Filter<'_> {
+    fn sql(&self) -> &'static str {
+        match self {
+            Filter::Order(_) => "order_id = $1",
+            Filter::Id(_) => "id = $1",
+            Filter::RequestKey(_) => "request_key = $1",
+            Filter::Status(_) => "status = $1",
+        }
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Filter::Order(v) | Filter::Id(v) => query.bind(*v),
+            Filter::RequestKey(v) => query.bind(*v),
+            Filter::Status(v) => query.bind(v.as_str()),
+        }
+    }
+}
+
+async fn select(
+    conn: &mut sqlx::AnyConnection,
+    filter: Filter<'_>,
+) -> Result<Vec<Refund>, StoreError> {
+    let sql = format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE {} ORDER BY id",
+        filter.sql()
+    );
+    let mut refunds = filter
+        .bind(sqlx::query(&sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(refund_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let sql = format!(
+        "SELECT refund_id, ticket_id FROM refund_tickets WHERE refund_id IN \
+         (SELECT id FROM refunds WHERE {}) ORDER BY ticket_id",
+        filter.sql()
+    );
+    let pairs: Vec<(i64, i64)> = filter
+        .bind(sqlx::query(&sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| Ok((column(row, "refund_id")?, column(row, "ticket_id")?)))
+        .collect::<Result<_, StoreError>>()?;
+    attach_tickets(&mut refunds, &pairs);
+    Ok(refunds)
+}
+
+fn attach_tickets(refunds: &mut [Refund], pairs: &[(i64, i64)]) {
+    for refund in refunds {
+        refund.ticket_ids = pairs
+            .iter()
+            .filter(|(r, _)| *r == refund.id)
+            .map(|(_, t)| *t)
+            .collect();
+    }
+}
+
+async fn pooled(db: &Database) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
+    db.pool().acquire().await.map_err(store_error)
 }
 
 pub async fn of_order(db: &Database, order_id: i64) -> Result<Vec<Refund>, StoreError> {
-    select(db, "order_id = $1", order_id).await
+    select(&mut *pooled(db).await?, Filter::Order(order_id)).await
 }
 
 pub async fn by_id(db: &Database, refund_id: i64) -> Result<Option<Refund>, StoreError> {
-    Ok(select(db, "id = $1", refund_id).await?.pop())
+    Ok(select(&mut *pooled(db).await?, Filter::Id(refund_id))
+        .await?
+        .pop())
 }
 
 pub async fn by_request_key(db: &Database, key: &str) -> Result<Option<Refund>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE request_key = $1"
-    ))
-    .bind(key)
-    .fetch_optional(db.pool())
-    .await
-    .map_err(store_error)?
-    .as_ref()
-    .map(refund_from_row)
-    .transpose()
+    Ok(select(&mut *pooled(db).await?, Filter::RequestKey(key))
+        .await?
+        .pop())
 }
 
 pub async fn processing(db: &Database) -> Result<Vec<Refund>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = $1 ORDER BY id"
-    ))
-    .bind(RefundStatus::Processing.as_str())
-    .fetch_all(db.pool())
+    select(
+        &mut *pooled(db).await?,
+        Filter::Status(RefundStatus::Processing),
+    )
     .await
-    .map_err(store_error)?
-    .iter()
-    .map(refund_from_row)
-    .collect()
 }
 
 pub async fn begin(
@@ -105,7 +162,10 @@ pub async fn begin(
     .await
     .map_err(store_error)?;
     if let Some(row) = existing {
-        return Err(BeginRefundError::Exists(Box::new(refund_from_row(&row)?)));
+        let id: i64 = column(&row, "id")?;
+        let found = select(&mut tx, Filter::Id(id)).await?.pop();
+        let found = found.ok_or_else(|| StoreError::Other("refund vanished".into()))?;
+        return Err(BeginRefundError::Exists(Box::new(found)));
     }
     if !fence::check(&mut tx, new.order_id, fence).await? {
         return Err(BeginRefundError::NotConfirmed);
@@ -133,8 +193,38 @@ pub async fn begin(
             refundable: Fen::new(left.unwrap_or(0).max(0)),
         });
     };
+    if !hold_tickets(&mut tx, &refund).await? {
+        // Dropping the transaction undoes the commitment and the refund row.
+        return Err(BeginRefundError::TicketsNotRefundable);
+    }
     tx.commit().await.map_err(store_error)?;
     Ok(refund)
+}
+
+/// The refund's tickets VALID → REFUNDING, each guarded on being a VALID ticket of the order.
+/// Answers false when one is not (the caller drops the transaction).
+async fn hold_tickets(tx: &mut Transaction<'_, Any>, refund: &Refund) -> Result<bool, StoreError> {
+    let to = TicketStatus::Valid
+        .hold()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    for ticket_id in &refund.ticket_ids {
+        let held = sqlx::query(
+            "UPDATE tickets SET status = $1 WHERE id = $2 AND order_id = $3 AND status = $4",
+        )
+        .bind(to.as_str())
+        .bind(*ticket_id)
+        .bind(refund.order_id)
+        .bind(TicketStatus::Valid.as_str());
+        if rows(tx, held).await? != 1 {
+            return Ok(false);
+        }
+        let listed =
+            sqlx::query("INSERT INTO refund_tickets (refund_id, ticket_id) VALUES ($1, $2)")
+                .bind(refund.id)
+                .bind(*ticket_id);
+        rows(tx, listed).await?;
+    }
+    Ok(true)
 }
 
 /// Commits the refund's amount against its payment — one guarded UPDATE that cannot take the
@@ -162,8 +252,8 @@ pub(super) async fn insert_committed(
     }
     let row = sqlx::query(&format!(
         "INSERT INTO refunds (order_id, payment_id, out_refund_no, amount_fen, reason, status, \
-           kind, attempts, created_at, updated_at, request_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10) RETURNING {REFUND_COLUMNS}"
+           kind, attempts, created_at, updated_at, request_key, operator) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11) RETURNING {REFUND_COLUMNS}"
     ))
     .bind(new.order_id)
     .bind(new.payment_id)
@@ -175,10 +265,13 @@ pub(super) async fn insert_committed(
     .bind(now.0)
     .bind(now.0)
     .bind(new.request_key.as_deref())
+    .bind(new.operator.as_deref())
     .fetch_one(&mut **tx)
     .await
     .map_err(store_error)?;
-    refund_from_row(&row).map(Some)
+    let mut refund = refund_from_row(&row)?;
+    refund.ticket_ids = new.ticket_ids.clone();
+    Ok(Some(refund))
 }
 
 pub async fn note_attempt(
@@ -208,14 +301,10 @@ pub async fn finish(
     now: UnixMillis,
 ) -> Result<FinishOutcome, StoreError> {
     let mut tx = db.begin_write().await?;
-    let row = sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"
-    ))
-    .bind(refund_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    let refund = refund_from_row(&row)?;
+    let refund = select(&mut tx, Filter::Id(refund_id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Other(format!("no refund {refund_id}")))?;
     fence::check(&mut tx, refund.order_id, fence).await?;
     let (outcome, gateway_id) = match result {
         RefundResult::Success { refund_id, .. } => (RefundStatus::Success, refund_id.as_deref()),
@@ -259,6 +348,7 @@ pub async fn finish(
                     refund.payment_id, refund.out_refund_no
                 )));
             }
+            release_tickets(&mut tx, &refund).await?;
             false
         }
         RefundStatus::Change | RefundStatus::Processing => false,
@@ -267,24 +357,90 @@ pub async fn finish(
     Ok(FinishOutcome::Finished { order_cancelled })
 }
 
-/// Money went back: the payment's refunded amount and status, and what the policy says the
-/// refund does to the order (its refunded amount; on a buyer's full refund the order, its
-/// tickets and their stock). Answers whether the order was cancelled.
+/// The refund failed: its tickets admit their holders again.
+async fn release_tickets(tx: &mut Transaction<'_, Any>, refund: &Refund) -> Result<(), StoreError> {
+    let to = TicketStatus::Refunding
+        .release()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    for ticket_id in &refund.ticket_ids {
+        let released = sqlx::query("UPDATE tickets SET status = $1 WHERE id = $2 AND status = $3")
+            .bind(to.as_str())
+            .bind(*ticket_id)
+            .bind(TicketStatus::Refunding.as_str());
+        rows(tx, released).await?;
+    }
+    Ok(())
+}
+
+/// Cancels one ticket that is in `from` and puts its unit back on sale (sold → available).
+/// Answers whether it was in `from`.
+async fn cancel_ticket(
+    tx: &mut Transaction<'_, Any>,
+    ticket_id: i64,
+    from: TicketStatus,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let to = from
+        .cancel()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let ticket_type: Option<i64> = sqlx::query_scalar(
+        "UPDATE tickets SET status = $1, cancelled_at = $2 WHERE id = $3 AND status = $4 \
+         RETURNING ticket_type_id",
+    )
+    .bind(to.as_str())
+    .bind(now.0)
+    .bind(ticket_id)
+    .bind(from.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    let Some(ticket_type) = ticket_type else {
+        return Ok(false);
+    };
+    if !stock::shift(tx, ticket_type, 1, Counter::Sold, Counter::Available, now).await? {
+        return Err(StoreError::Other(format!(
+            "ticket {ticket_id} was not counted as sold"
+        )));
+    }
+    Ok(true)
+}
+
+/// Money went back: its tickets are cancelled (units back on sale), then the payment's
+/// refunded amount and status, and what the policy says the refund does to the order (its
+/// refunded amount; when the payment is complete or no ticket is left, the order and the rest
+/// of its tickets). Answers whether the order was cancelled.
 async fn record_success(
     tx: &mut Transaction<'static, Any>,
     refund: &Refund,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
+    for ticket_id in &refund.ticket_ids {
+        cancel_ticket(tx, *ticket_id, TicketStatus::Refunding, now).await?;
+    }
     let (amount_fen, refunded_fen): (i64, i64) =
         sqlx::query_as("SELECT amount_fen, refunded_fen FROM payments WHERE id = $1")
             .bind(refund.payment_id)
             .fetch_one(&mut **tx)
             .await
             .map_err(store_error)?;
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND status IN ($2, $3)",
+    )
+    .bind(refund.order_id)
+    .bind(TicketStatus::Valid.as_str())
+    .bind(TicketStatus::Refunding.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(store_error)?;
     let refunded = Fen::new(refunded_fen)
         .checked_add(refund.amount)
         .ok_or_else(|| StoreError::Other("refunded amount overflows".into()))?;
-    let effect = policy::on_refund_success(refund.kind, refunded, Fen::new(amount_fen));
+    let effect = policy::on_refund_success(
+        refund.kind,
+        refunded,
+        Fen::new(amount_fen),
+        usize::try_from(live).unwrap_or(0),
+    );
     // The cap again, in the statement: a payment never records more refunded than paid.
     let payment = sqlx::query(
         "UPDATE payments SET refunded_fen = refunded_fen + $1, status = $2, updated_at = $3 \
@@ -339,23 +495,16 @@ async fn record_success(
     if rows(tx, cancel).await? == 0 {
         return Ok(false);
     }
-    let tickets = sqlx::query(
-        "UPDATE tickets SET status = $1, cancelled_at = $2 WHERE order_id = $3 AND status = $4",
-    )
-    .bind(TicketStatus::Cancelled.as_str())
-    .bind(now.0)
-    .bind(refund.order_id)
-    .bind(TicketStatus::Valid.as_str());
-    rows(tx, tickets).await?;
-    let items = items_in(tx, refund.order_id).await?;
-    stock::shift_owned(
-        tx,
-        refund.order_id,
-        &items,
-        Counter::Sold,
-        Counter::Available,
-        now,
-    )
-    .await?;
+    // The order is gone: so are the tickets no refund named (an operator's full refund).
+    let valid: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM tickets WHERE order_id = $1 AND status = $2")
+            .bind(refund.order_id)
+            .bind(TicketStatus::Valid.as_str())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    for ticket_id in valid {
+        cancel_ticket(tx, ticket_id, TicketStatus::Valid, now).await?;
+    }
     Ok(true)
 }

@@ -185,7 +185,7 @@ async fn two_nodes_with_redis_confirm_once() {
     let confirmed = "SELECT COUNT(*) FROM payment_events WHERE kind = 'notify.verdict' AND verdict = 'confirmed'";
     assert_eq!(a.count(confirmed).await, 1);
 
-    // Eight refunds of 40.00 on the 100.00 order, spread over both nodes: two fit.
+    // Eight refunds of one 50.00 ticket on the 100.00 order, spread over both nodes: two fit.
     let refunds = (0..8).map(|i| {
         let node = if i % 2 == 0 {
             a.url("/payments/refund")
@@ -194,7 +194,7 @@ async fn two_nodes_with_redis_confirm_once() {
         };
         let (token, body) = (
             p.token.clone(),
-            json!({ "orderId": p.order, "refundAmount": 40.00 }),
+            json!({ "orderId": p.order, "refundAmount": 50.00 }),
         );
         tokio::spawn(async move {
             reqwest::Client::new()
@@ -215,9 +215,9 @@ async fn two_nodes_with_redis_confirm_once() {
     assert_eq!(ok, 2, "{statuses:?}");
     let refunded: i64 =
         sandbox.with_state(|s| s.trades[&otn].refunds.iter().map(|r| r.refund_fee).sum());
-    assert_eq!(refunded, 8_000);
+    assert_eq!(refunded, 10_000);
     assert_eq!(
         b.status(&p.token, &p.order).await["refundedAmount"],
-        json!(80.0)
+        json!(100.0)
     );
 }

@@ -31,4 +31,5 @@ mod sandbox_harness;
 mod shop;
 mod startup;
 mod store;
+mod ticket_refunds;
 mod wallyt_client;

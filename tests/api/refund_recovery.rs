@@ -110,7 +110,7 @@ async fn a_timed_out_refund_is_retried_under_the_same_number() {
     let (p, otn) = paid_purchase(&app, 10, 2).await;
     app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 1000 }))
         .await;
-    let body = json!({ "orderId": p.order, "refundAmount": 30.00 });
+    let body = json!({ "orderId": p.order, "refundAmount": 50.00 });
     expect_error(
         app.refund(&p.token, body.clone(), Some("retry-me")).await,
         StatusCode::GATEWAY_TIMEOUT,

@@ -86,12 +86,13 @@ async fn concurrent_refunds_never_exceed_the_payment(backend: Backend) {
     let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {
         return;
     };
-    let (p, otn) = paid_purchase(&app, 10, 2).await;
+    // Five 50.00 tickets; each racer asks for two of them: two requests fit.
+    let (p, otn) = paid_purchase(&app, 10, 5).await;
     let app = std::sync::Arc::new(app);
     let racers = (0..8).map(|_| {
         let (app, token, order) = (app.clone(), p.token.clone(), p.order.clone());
         tokio::spawn(async move {
-            let body = json!({ "orderId": order, "refundAmount": 40.00 });
+            let body = json!({ "orderId": order, "refundAmount": 100.00 });
             app.refund(&token, body, None).await.status()
         })
     });
@@ -110,15 +111,24 @@ async fn concurrent_refunds_never_exceed_the_payment(backend: Backend) {
         .iter()
         .map(|r| r["refund_fee"].as_i64().unwrap())
         .sum();
-    assert_eq!(at_gateway, 8_000);
+    assert_eq!(at_gateway, 20_000);
     let status = app.status(&p.token, &p.order).await;
     assert_eq!(
         (
             status["refundedAmount"].clone(),
             status["paymentStatus"].clone()
         ),
-        (json!(80.0), json!("PARTIALLY_REFUNDED"))
+        (json!(200.0), json!("PARTIALLY_REFUNDED"))
     );
+    let order = app.order(&p.token, &p.order).await;
+    let valid = order["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == json!("VALID"))
+        .count();
+    assert_eq!(valid, 1, "four tickets went back: {order}");
+    assert_eq!(app.stock(&p.ticket_type).await["available"], json!(9));
 }
 
 #[tokio::test]
@@ -215,7 +225,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
         .await
         .unwrap();
     let (p, otn) = paid_purchase(&app, 10, 2).await;
-    let body = json!({ "orderId": p.order, "refundAmount": 10.00 });
+    let body = json!({ "orderId": p.order, "refundAmount": 50.00 });
     let first = app.refund(&p.token, body.clone(), Some("key-1")).await;
     let first = expect_status(first, StatusCode::OK).await;
     let replay = expect_status(
@@ -229,7 +239,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
         1,
         "no second gateway call"
     );
-    let other = json!({ "orderId": p.order, "refundAmount": 20.00 });
+    let other = json!({ "orderId": p.order, "refundAmount": 100.00 });
     expect_error(
         app.refund(&p.token, other, Some("key-1")).await,
         StatusCode::CONFLICT,
@@ -244,7 +254,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
         let (url, token, body) = (
             app.url("/payments/refund"),
             p.token.clone(),
-            json!({ "orderId": p.order, "refundAmount": 5.00 }),
+            json!({ "orderId": p.order, "refundAmount": 50.00 }),
         );
         tokio::spawn(async move {
             reqwest::Client::new()
@@ -260,7 +270,7 @@ async fn idempotency_keys_replay_refuse_and_guard_in_flight_requests() {
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     let started = Instant::now();
-    let body = json!({ "orderId": p.order, "refundAmount": 5.00 });
+    let body = json!({ "orderId": p.order, "refundAmount": 50.00 });
     expect_error(
         app.refund(&p.token, body, Some("key-2")).await,
         StatusCode::CONFLICT,

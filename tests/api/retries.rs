@@ -30,7 +30,7 @@ async fn a_retry_with_the_same_key_never_makes_a_second_refund() {
     let (p, otn) = paid_purchase(&app, 10, 2).await;
     app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 1000 }))
         .await;
-    let body = json!({ "orderId": p.order, "refundAmount": 30.00 });
+    let body = json!({ "orderId": p.order, "refundAmount": 50.00 });
     expect_error(
         app.refund(&p.token, body.clone(), Some("key-1")).await,
         StatusCode::GATEWAY_TIMEOUT,
@@ -61,7 +61,7 @@ async fn a_retry_with_the_same_key_never_makes_a_second_refund() {
     let at_gateway = sandbox_refunds(&app, &otn).await;
     assert_eq!(at_gateway.len(), 1, "one refund at the gateway");
     let order = app.order(&p.token, &p.order).await;
-    assert_eq!(order["refundedAmount"], json!(30.00));
+    assert_eq!(order["refundedAmount"], json!(50.0));
 }
 
 /// Defect 3: with a partial refund still PROCESSING, a refund with no amount refunds what is
@@ -79,7 +79,7 @@ async fn refund_the_rest_takes_what_a_processing_refund_leaves() {
     let partial = expect_status(
         app.refund(
             &p.token,
-            json!({ "orderId": p.order, "refundAmount": 30.00 }),
+            json!({ "orderId": p.order, "refundAmount": 50.00 }),
             None,
         )
         .await,
@@ -95,7 +95,7 @@ async fn refund_the_rest_takes_what_a_processing_refund_leaves() {
     )
     .await["data"]
         .clone();
-    assert_eq!(rest["refundAmount"], json!(70.00), "{rest}");
+    assert_eq!(rest["refundAmount"], json!(50.0), "{rest}");
     assert_ne!(rest["outRefundNo"], partial["outRefundNo"]);
     // Nothing is left now: a third request is refused, not answered with an old refund.
     expect_error(

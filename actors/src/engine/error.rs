@@ -8,6 +8,9 @@ pub enum ActorError {
     OrderNotFound,
     #[error("{0}")]
     InvalidOrderStatus(String),
+    /// The request itself cannot be honoured as asked (tickets, amounts): a 400.
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("the payment gateway is not configured")]
     GatewayNotConfigured,
     #[error("the payment gateway did not answer in time")]

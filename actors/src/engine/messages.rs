@@ -43,15 +43,27 @@ impl Message for SyncWithGateway {
     type Result = Result<(), ActorError>;
 }
 
-/// Refund some or all of a confirmed order.
+/// Refund some or all of a confirmed order: a buyer's by whole tickets, an operator's of any
+/// amount.
 #[derive(Debug, Clone)]
 pub struct Refund {
-    /// `None`: everything still refundable.
-    pub amount: Option<Fen>,
+    pub ask: RefundAsk,
     pub reason: Option<String>,
     /// The request's Idempotency-Key (scoped to user and endpoint): a retry of the same request
     /// answers the refund the first one made, whatever happened to it.
     pub request_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RefundAsk {
+    Buyer(crate::ticket_refund::BuyerAsk),
+    Operator {
+        operator: String,
+        amount: Option<Fen>,
+        ticket_ids: Vec<i64>,
+        /// The payment to refund; `None`: the one that paid for the order.
+        payment_id: Option<i64>,
+    },
 }
 
 impl Message for Refund {

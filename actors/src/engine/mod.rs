@@ -32,7 +32,9 @@ use lock_supervisor::{Acquire, LockSupervisor, Release};
 use refund_poller::RefundPoller;
 
 pub use error::ActorError as EngineError;
-pub use messages::{ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, SyncWithGateway};
+pub use messages::{
+    ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, RefundAsk, SyncWithGateway,
+};
 pub use order_actor::OrderActor;
 pub use registry::{LiveActors, Lookup, OrderRegistry};
 

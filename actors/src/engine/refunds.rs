@@ -8,19 +8,19 @@ use std::time::Duration;
 use super::error::ActorError;
 use super::flows::mailbox;
 use super::gateway_supervisor::{AskRefund, QueryRefund};
-use super::messages::Refund as RefundMessage;
+use super::messages::{Refund as RefundMessage, RefundAsk};
 use super::refund_poller::Watch;
 use super::Engine;
-use crate::order::OrderStatus;
-use crate::payment::Payment;
+use crate::order::{Order, OrderStatus};
+use crate::payment::{Payment, Ticket};
 use crate::policy;
 use crate::ports::{
     BeginRefundError, FinishOutcome, GatewayFailure, NewPaymentEvent, NewRefund, RefundProgress,
     RefundRequest, RefundResult,
 };
-use crate::refund::{
-    refund_amount, refundable, Refund, RefundKind, RefundRequestError, RefundStatus,
-};
+use crate::refund::{refundable, Refund, RefundKind, RefundStatus};
+use crate::ticket::TicketStatus;
+use crate::ticket_refund::{self, PricedTicket, TicketRefundError};
 
 /// Outcome queries before the first answer; the rest is the poller's.
 const BRIEF_QUERIES: usize = 3;
@@ -51,26 +51,50 @@ pub async fn refund(
     }
     let payments = engine.store.payments(order_id).await?;
     let refunds = engine.store.refunds(order_id).await?;
-    let payment = policy::refundable_payment(&payments, &refunds).ok_or_else(|| {
+    let chosen = match &msg.ask {
+        RefundAsk::Operator {
+            payment_id: Some(id),
+            ..
+        } => payments
+            .iter()
+            .find(|p| p.id == *id && p.status.money_received()),
+        _ => policy::refundable_payment(&payments, &refunds),
+    };
+    let payment = chosen.ok_or_else(|| {
         ActorError::InvalidOrderStatus("the order has no payment to refund".into())
     })?;
-    // Refunds still PROCESSING hold their amount: "the rest" is what they leave.
+    // Refunds still PROCESSING hold their amount: what is left is what they leave.
     let left = refundable(payment.amount, payment.refund_committed);
-    let amount = refund_amount(msg.amount, left).map_err(|e| match e {
-        RefundRequestError::Exceeded { refundable } => {
+    let tickets = priced_tickets(&order, &engine.store.tickets(order_id).await?);
+    let (taken, operator) = match &msg.ask {
+        RefundAsk::Buyer(ask) => (ticket_refund::buyer_refund(ask, &tickets, left), None),
+        RefundAsk::Operator {
+            operator,
+            amount,
+            ticket_ids,
+            ..
+        } => (
+            ticket_refund::operator_refund(*amount, ticket_ids, &tickets, left),
+            Some(operator.clone()),
+        ),
+    };
+    let taken = taken.map_err(|e| match e {
+        TicketRefundError::Exceeded { refundable } => {
             ActorError::RefundAmountExceeded { refundable }
         }
-        RefundRequestError::NotPositive => ActorError::RefundAmountExceeded { refundable: left },
+        other => ActorError::InvalidRequest(other.to_string()),
     })?;
     let now = engine.clock.now();
     let new = NewRefund {
         order_id,
         payment_id: payment.id,
         out_refund_no: format!("RF{order_id}_{}", now.0),
-        amount,
+        amount: taken.amount,
         reason: msg.reason,
         kind: RefundKind::Requested,
         request_key: msg.request_key,
+        ticket_ids: taken.ticket_ids,
+        operator,
     };
     let refund = match engine.store.begin_refund(&new, engine.fence, now).await {
         Ok(refund) => refund,
@@ -84,6 +108,11 @@ pub async fn refund(
                 "only CONFIRMED orders can be refunded".into(),
             ))
         }
+        Err(BeginRefundError::TicketsNotRefundable) => {
+            return Err(ActorError::InvalidRequest(
+                TicketRefundError::NotRefundableTickets.to_string(),
+            ))
+        }
         Err(BeginRefundError::Store(e)) => return Err(e.into()),
     };
     tracing::info!(
@@ -93,6 +122,24 @@ pub async fn refund(
         amount = refund.amount.get(),
     );
     drive(engine, payment, refund).await
+}
+
+/// The order's tickets with their unit prices (from the order's lines).
+fn priced_tickets(order: &Order, tickets: &[Ticket]) -> Vec<PricedTicket> {
+    tickets
+        .iter()
+        .filter_map(|t| {
+            let item = order
+                .items
+                .iter()
+                .find(|i| i.ticket_type_id == t.ticket_type_id)?;
+            Some(PricedTicket {
+                id: t.id,
+                price: item.unit_price,
+                status: TicketStatus::parse(&t.status)?,
+            })
+        })
+        .collect()
 }
 
 /// A refund that exists already, answered as it stands now: a final one as it ended, a

@@ -165,6 +165,11 @@ pub struct NewRefund {
     /// The request this refund answers (the caller's Idempotency-Key, scoped): a retry of the
     /// same request finds this refund instead of making another.
     pub request_key: Option<String>,
+    /// The tickets it gives back: VALID → REFUNDING with the refund, CANCELLED (units back on
+    /// sale) when it succeeds, VALID again when it fails.
+    pub ticket_ids: Vec<i64>,
+    /// The operator who asked, for an operator's refund.
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +178,9 @@ pub enum BeginRefundError {
     Exceeded { refundable: Fen },
     #[error("the order is not CONFIRMED")]
     NotConfirmed,
+    /// A ticket named is not a VALID ticket of the order any more (another refund took it).
+    #[error("a ticket is no longer refundable")]
+    TicketsNotRefundable,
     /// A refund with this out_refund_no or request key exists already: here it is.
     #[error("refund {} exists already", .0.out_refund_no)]
     Exists(Box<Refund>),
@@ -289,8 +297,9 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// In one transaction: the refund's final status; on SUCCESS the payment's refunded amount
-    /// and status, and when that completes a full refund the order CANCELLED (REFUNDED), its
-    /// tickets CANCELLED and their stock sold → available; on FAIL its amount is freed.
+    /// and status, its tickets CANCELLED with their units sold → available, and when the
+    /// payment is complete or no ticket is left the order CANCELLED (REFUNDED) with the rest of
+    /// its tickets; on FAIL its amount is freed and its tickets are VALID again.
     async fn finish_refund(
         &self,
         refund_id: i64,

@@ -31,6 +31,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/payments/wechat/prepay").route(web::post().to(payments::prepay)))
         .service(resource("/payments/status/{order_id}").route(web::get().to(payments::status)))
         .service(resource("/payments/refund").route(web::post().to(refunds::refund)))
+        .service(
+            resource("/admin/orders/{id}/refunds").route(web::post().to(refunds::operator_refund)),
+        )
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
 }
@@ -47,7 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         login::login, login::me,
         catalog::list_public, catalog::create, catalog::get_admin,
         orders::create, orders::get,
-        payments::prepay, payments::status, refunds::refund, notify::notify,
+        payments::prepay, payments::status, refunds::refund, refunds::operator_refund,
+        notify::notify,
     ),
     components(schemas(Failure, PayParams)),
     modifiers(&Security)

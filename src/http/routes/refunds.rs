@@ -1,14 +1,17 @@
-//! `POST /payments/refund`: full or partial, through the order's actor, once per
-//! Idempotency-Key.
+//! Refunds through the order's actor, once per Idempotency-Key: a buyer's
+//! (`POST /payments/refund`, by whole tickets) and an operator's
+//! (`POST /admin/orders/{id}/refunds`, any amount up to what is refundable).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wallyt_pay_actors::engine::Refund;
-use wallyt_pay_actors::{Fen, OrderStatus};
+use wallyt_pay_actors::engine::{Refund, RefundAsk};
+use wallyt_pay_actors::ports::OrderStore;
+use wallyt_pay_actors::ticket_refund::BuyerAsk;
+use wallyt_pay_actors::{Fen, Order, OrderStatus, Refund as RefundRecord, UserStore};
 
 use super::orders::own_order;
-use crate::http::extractors::AuthUser;
+use crate::http::extractors::{Admin, AuthUser};
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
 use crate::http::ApiError;
@@ -18,11 +21,29 @@ use crate::startup::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct RefundBody {
     order_id: i64,
+    /// Valid tickets of the order to give back; the refund is their price.
+    #[serde(default)]
+    ticket_ids: Option<Vec<i64>>,
+    /// Alone: an amount made of whole tickets. With `ticketIds`: must be their price.
     #[serde(default)]
     #[schema(value_type = Option<f64>, example = 50.00)]
     refund_amount: Option<Fen>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// An operator's refund: any amount up to what is still refundable.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorRefundBody {
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, example = 10.00)]
+    amount: Option<Fen>,
+    reason: String,
+    #[serde(default)]
+    ticket_ids: Option<Vec<i64>>,
+    #[serde(default)]
+    payment_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -35,16 +56,59 @@ pub struct RefundAnswer {
     refund_amount: Fen,
     #[schema(value_type = String)]
     status: &'static str,
+    ticket_ids: Vec<i64>,
+}
+
+impl RefundAnswer {
+    fn of(order_id: i64, refund: RefundRecord) -> RefundAnswer {
+        RefundAnswer {
+            order_id,
+            out_refund_no: refund.out_refund_no,
+            refund_id: refund.refund_id,
+            refund_amount: refund.amount,
+            status: refund.status.as_str(),
+            ticket_ids: refund.ticket_ids,
+        }
+    }
 }
 
 const MAX_REASON_CHARS: usize = 256;
+const MAX_TICKETS: usize = 400;
+
+fn reason(text: Option<&str>) -> Result<Option<String>, ApiError> {
+    let reason = text.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::validation(format!(
+            "reason is at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(reason.map(str::to_owned))
+}
+
+fn ticket_list(ids: &Option<Vec<i64>>) -> Result<(), ApiError> {
+    if ids.as_ref().is_some_and(|ids| ids.len() > MAX_TICKETS) {
+        return Err(ApiError::validation(format!(
+            "ticketIds lists at most {MAX_TICKETS} tickets"
+        )));
+    }
+    Ok(())
+}
+
+/// The Idempotency-Key also binds the refund it creates: a retry finds that refund in the
+/// engine even when the first answer was lost (timeout, 5xx, disconnect, crash).
+fn request_key(req: &HttpRequest, scope: &str) -> Option<String> {
+    req.headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(|key| format!("{scope}:{}", key.trim()))
+}
 
 #[utoipa::path(post, path = "/payments/refund", tag = "payments", request_body = RefundBody,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
     responses(
         (status = 200, description = "status SUCCESS or PROCESSING", body = inline(Envelope<RefundAnswer>)),
-        (status = 400, description = "VALIDATION_ERROR, INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
+        (status = 400, description = "VALIDATION_ERROR (not whole tickets), INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
         (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
@@ -58,20 +122,14 @@ pub async fn refund(
     state: web::Data<AppState>,
     body: web::Json<RefundBody>,
 ) -> HttpResponse {
-    // The key also binds the refund it creates: a retry finds that refund in the engine even
-    // when the first answer was lost (timeout, 5xx, disconnect, crash).
-    let request_key = req
-        .headers()
-        .get("Idempotency-Key")
-        .and_then(|v| v.to_str().ok())
-        .map(|key| format!("{}:refund:{}", user.id, key.trim()));
+    let key = request_key(&req, &format!("{}:refund", user.id));
     idempotency::once_json(&state, &req, user.id, "refund", &*body, || {
-        request_refund(&user, &state, &body, request_key)
+        buyer_refund(&user, &state, &body, key)
     })
     .await
 }
 
-async fn request_refund(
+async fn buyer_refund(
     user: &AuthUser,
     state: &AppState,
     body: &RefundBody,
@@ -80,17 +138,27 @@ async fn request_refund(
     if body.refund_amount.is_some_and(|a| !a.is_positive()) {
         return Err(ApiError::validation("refundAmount must be more than 0"));
     }
-    let reason = body
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return Err(ApiError::validation(format!(
-            "reason is at most {MAX_REASON_CHARS} characters"
-        )));
-    }
+    ticket_list(&body.ticket_ids)?;
+    let reason = reason(body.reason.as_deref())?;
     let order = own_order(state, user, body.order_id).await?;
+    let ask = match (&body.ticket_ids, body.refund_amount) {
+        (Some(ids), amount) => BuyerAsk::Tickets {
+            ids: ids.clone(),
+            amount,
+        },
+        (None, Some(amount)) => BuyerAsk::Amount(amount),
+        (None, None) => BuyerAsk::Rest,
+    };
+    send_refund(state, order, RefundAsk::Buyer(ask), reason, request_key).await
+}
+
+async fn send_refund(
+    state: &AppState,
+    order: Order,
+    ask: RefundAsk,
+    reason: Option<String>,
+    request_key: Option<String>,
+) -> Result<RefundAnswer, ApiError> {
     if order.status != OrderStatus::Confirmed {
         return Err(ApiError::InvalidOrderStatus(format!(
             "order is {}; only CONFIRMED orders can be refunded",
@@ -101,16 +169,77 @@ async fn request_refund(
         return Err(ApiError::WallytNotConfigured);
     }
     let message = Refund {
-        amount: body.refund_amount,
-        reason: reason.map(str::to_owned),
+        ask,
+        reason,
         request_key,
     };
     let refund = state.engine.send(order.id, message).await?;
-    Ok(RefundAnswer {
-        order_id: order.id,
-        out_refund_no: refund.out_refund_no,
-        refund_id: refund.refund_id,
-        refund_amount: refund.amount,
-        status: refund.status.as_str(),
+    Ok(RefundAnswer::of(order.id, refund))
+}
+
+/// The account operators' requests are scoped to (idempotency keys belong to a user row).
+const OPERATOR: &str = "operator:admin";
+
+#[utoipa::path(post, path = "/admin/orders/{id}/refunds", tag = "operations",
+    request_body = OperatorRefundBody, security(("admin" = [])),
+    params(("id" = i64, Path, description = "order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
+    responses(
+        (status = 200, description = "status SUCCESS or PROCESSING", body = inline(Envelope<RefundAnswer>)),
+        (status = 400, description = "VALIDATION_ERROR, INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
+        (status = 401, description = "UNAUTHORIZED", body = Failure),
+        (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
+        (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 502, description = "GATEWAY_ERROR", body = Failure),
+        (status = 504, description = "GATEWAY_TIMEOUT (kept PROCESSING)", body = Failure)))]
+#[tracing::instrument(name = "operator.refund", skip_all, fields(order_id = %id))]
+pub async fn operator_refund(
+    _admin: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<OperatorRefundBody>,
+) -> HttpResponse {
+    let order_id = id.into_inner();
+    let account = match state
+        .db
+        .upsert_user(OPERATOR, None, state.clock.now())
+        .await
+    {
+        Ok(user) => user.id,
+        Err(error) => return ApiError::from(error).error_response(),
+    };
+    let key = request_key(&req, &format!("{OPERATOR}:{order_id}:refund"));
+    let endpoint = format!("admin-refund:{order_id}");
+    idempotency::once_json(&state, &req, account, &endpoint, &*body, || {
+        operator_refund_of(&state, order_id, &body, key)
     })
+    .await
+}
+
+async fn operator_refund_of(
+    state: &AppState,
+    order_id: i64,
+    body: &OperatorRefundBody,
+    request_key: Option<String>,
+) -> Result<RefundAnswer, ApiError> {
+    if body.amount.is_some_and(|a| !a.is_positive()) {
+        return Err(ApiError::validation("amount must be more than 0"));
+    }
+    ticket_list(&body.ticket_ids)?;
+    let reason = reason(Some(&body.reason))?
+        .ok_or_else(|| ApiError::validation("an operator's refund needs a reason"))?;
+    let order = state
+        .db
+        .order(order_id)
+        .await?
+        .ok_or(ApiError::OrderNotFound)?;
+    let ask = RefundAsk::Operator {
+        operator: "admin".into(),
+        amount: body.amount,
+        ticket_ids: body.ticket_ids.clone().unwrap_or_default(),
+        payment_id: body.payment_id,
+    };
+    tracing::info!(event = "operator.refund.requested", order_id, reason = %reason);
+    send_refund(state, order, ask, Some(reason), request_key).await
 }
