@@ -2,75 +2,12 @@
 //! the next process finishes both from the database alone.
 
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{config_dir, expect_status, ADMIN_TOKEN, JWT_SECRET};
+use crate::helpers::{expect_status, ADMIN_TOKEN};
+use crate::nodes::start;
 use crate::shop::Gateway;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_wallyt-pay");
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the real binary against the standalone gateway (and its jscode2session).
-async fn start(gateway: &Gateway, database_url: &str, refund_poll: &str) -> Server {
-    let port = free_port();
-    let config = gateway.sandbox.config();
-    let mut child = Command::new(BINARY)
-        .env_clear()
-        .env("APP_ENV", "test")
-        .env("CONFIG_DIR", config_dir())
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", database_url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("WECHAT_MINI_APPID", &config.appid)
-        .env("WECHAT_MINI_SECRET", config.app_secret.expose_secret())
-        .env("WECHAT_API_BASE", &gateway.base)
-        .env("WALLYT_API_URL", format!("{}/pay/gateway", gateway.base))
-        .env("WALLYT_MCH_ID", &config.mch_id)
-        .env("WALLYT_SECRET_KEY", config.key.expose_secret())
-        .env(
-            "WALLYT_NOTIFY_URL",
-            "http://127.0.0.1:9/payments/wallyt/notify",
-        )
-        .env("PREPAY_TTL", "3s")
-        .env("ORDER_TTL", "5s")
-        .env("EXPIRY_GRACE", "100ms")
-        .env("QUERY_SCHEDULE", "")
-        .env("REFUND_POLL_INTERVAL", refund_poll)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Server { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not become ready");
-}
 
 async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
     let mut request = reqwest::Client::new()
@@ -108,7 +45,13 @@ async fn sigkill_loses_no_deadline_and_no_refund() {
     let gateway = Gateway::start();
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/pay.db", dir.path().display());
-    let mut first = start(&gateway, &database_url, "1h").await;
+    let mut first = start(
+        &gateway,
+        &database_url,
+        &[("REFUND_POLL_INTERVAL", "1h".into())],
+        None,
+    )
+    .await;
     let http = reqwest::Client::new();
 
     let login = http
@@ -161,10 +104,15 @@ async fn sigkill_loses_no_deadline_and_no_refund() {
     .await;
     assert_eq!(refund["status"], json!("PROCESSING"));
 
-    first.child.kill().unwrap(); // SIGKILL: no shutdown code runs
-    first.child.wait().unwrap();
+    first.kill(); // SIGKILL: no shutdown code runs
 
-    let mut second = start(&gateway, &database_url, "100ms").await;
+    let mut second = start(
+        &gateway,
+        &database_url,
+        &[("REFUND_POLL_INTERVAL", "100ms".into())],
+        None,
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let (mut expired, mut refunded) = (Value::Null, Value::Null);
     while Instant::now() < deadline {
@@ -187,8 +135,7 @@ async fn sigkill_loses_no_deadline_and_no_refund() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    second.child.kill().unwrap();
-    second.child.wait().unwrap();
+    second.kill();
     assert_eq!(
         (expired["status"].clone(), expired["cancelReason"].clone()),
         (json!("CANCELLED"), json!("EXPIRED"))

@@ -182,8 +182,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start() -> Gateway {
-        use wallyt_pay::sandbox::{Sandbox, SandboxConfig};
-        let sandbox = Sandbox::new(SandboxConfig::generated());
+        Gateway::start_with(wallyt_pay::sandbox::SandboxConfig::generated())
+    }
+
+    /// A gateway with its own settings (e.g. a faster notify retry schedule).
+    pub fn start_with(config: wallyt_pay::sandbox::SandboxConfig) -> Gateway {
+        let sandbox = wallyt_pay::sandbox::Sandbox::new(config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         tokio::spawn(sandbox.clone().serve(listener).unwrap());
