@@ -180,6 +180,11 @@ async fn buyer(cluster: Cluster, gateway: Arc<Gateway>, k: usize, ticket_types: 
             Some(&prepay_key),
         )
         .await;
+    if status == StatusCode::BAD_REQUEST && prepay["error"]["code"] == json!("INVALID_ORDER_STATUS")
+    {
+        // A loaded machine let the order expire before its prepay: a story of its own.
+        return;
+    }
     assert_eq!(status, StatusCode::OK, "{prepay}");
     let otn = prepay["data"]["outTradeNo"].as_str().unwrap().to_owned();
     if kind == 0 {
@@ -263,7 +268,7 @@ async fn start_node(
         ("REDIS_URL", redis.to_owned()),
         ("WALLYT_NOTIFY_URL", notify_url.to_owned()),
         ("PREPAY_TTL", "3s".to_owned()),
-        ("ORDER_TTL", "5s".to_owned()),
+        ("ORDER_TTL", "8s".to_owned()),
         ("EXPIRY_SWEEP_INTERVAL", "300ms".to_owned()),
         ("REFUND_POLL_INTERVAL", "300ms".to_owned()),
         ("IDEMPOTENCY_INFLIGHT_TIMEOUT", "2s".to_owned()),
