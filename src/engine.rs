@@ -50,6 +50,7 @@ impl EngineHandle {
                     // The poller resumes every PROCESSING refund it finds in the store.
                     let refund_poller = RefundPoller::new(
                         store.clone(),
+                        observer.clone(),
                         config.refund_poll_base,
                         config.refund_sweep_interval,
                     )

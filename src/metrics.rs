@@ -30,6 +30,8 @@ pub struct Metrics {
     pub late_payments: IntCounterVec,
     /// Active queries that found a payment no notify had announced.
     pub reconciliation_hits: prometheus::IntCounter,
+    /// Follow-ups (deadlines, refund polls) scheduled again because they did not finish.
+    pub followup_retries: IntCounterVec,
 }
 
 impl Metrics {
@@ -88,8 +90,17 @@ impl Metrics {
             "Payments found by active queries",
         )
         .expect("valid metric");
+        let followup_retries = IntCounterVec::new(
+            Opts::new(
+                "wallyt_followup_retries_total",
+                "Follow-ups scheduled again because they did not finish, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(gateway_calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(followup_retries.clone()),
             Box::new(notifies.clone()),
             Box::new(live_order_actors.clone()),
             Box::new(refunds.clone()),
@@ -116,6 +127,7 @@ impl Metrics {
             trades_closed,
             late_payments,
             reconciliation_hits,
+            followup_retries,
         }
     }
 
@@ -164,5 +176,9 @@ impl wallyt_pay_actors::ports::Observer for Metrics {
 
     fn reconciliation_hit(&self) {
         self.reconciliation_hits.inc();
+    }
+
+    fn followup_retried(&self, kind: &'static str) {
+        self.followup_retries.with_label_values(&[kind]).inc();
     }
 }

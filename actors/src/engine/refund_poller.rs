@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::error::ActorError;
 use super::messages::CheckRefund;
 use super::registry::{Lookup, OrderRegistry};
-use crate::ports::OrderStore;
+use crate::ports::{Observer, OrderStore};
 
 /// Multiples of the base interval between polls; the last one repeats.
 const BACKOFF: [u32; 8] = [1, 2, 5, 10, 30, 60, 120, 300];
@@ -32,6 +32,7 @@ struct Due {
 pub struct RefundPoller {
     store: Arc<dyn OrderStore>,
     registry: Option<Addr<OrderRegistry>>,
+    observer: Arc<dyn Observer>,
     base: Duration,
     sweep: Duration,
     /// Ordered by refund id, so that a seeded simulation polls in the same order every run.
@@ -39,9 +40,15 @@ pub struct RefundPoller {
 }
 
 impl RefundPoller {
-    pub fn new(store: Arc<dyn OrderStore>, base: Duration, sweep: Duration) -> RefundPoller {
+    pub fn new(
+        store: Arc<dyn OrderStore>,
+        observer: Arc<dyn Observer>,
+        base: Duration,
+        sweep: Duration,
+    ) -> RefundPoller {
         RefundPoller {
             store,
+            observer,
             registry: None,
             base,
             sweep,
@@ -106,8 +113,11 @@ impl RefundPoller {
                     }
                     // The order was busy (its lease held elsewhere, or the lock service down):
                     // nothing was asked, so the backoff is not used up — look again soon.
-                    Err(ActorError::Busy(_)) => {}
-                    _ => due.attempt += 1,
+                    Err(ActorError::Busy(_)) => act.observer.followup_retried("refund"),
+                    _ => {
+                        act.observer.followup_retried("refund");
+                        due.attempt += 1
+                    }
                 }
                 due.in_flight = false;
                 due.at = Instant::now() + backoff(act.base, due.attempt);

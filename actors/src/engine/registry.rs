@@ -143,6 +143,7 @@ impl Handler<DeadlineDue> for OrderRegistry {
     fn handle(&mut self, DeadlineDue(deadline): DeadlineDue, ctx: &mut Context<Self>) {
         let actor = self.actor_of(deadline.key.order_id, ctx);
         let (scheduler, clock) = (self.engine.expiry.clone(), self.engine.clock.clone());
+        let observer = self.engine.observer.clone();
         ctx.spawn(
             async move {
                 let (reason, busy) = match actor.send(Expire(deadline.key.kind)).await {
@@ -159,6 +160,7 @@ impl Handler<DeadlineDue> for OrderRegistry {
                     Err(error) => (error.to_string(), true),
                 };
                 let (wait, attempt) = retry_plan(&deadline, busy);
+                observer.followup_retried("expiry");
                 tracing::warn!(event = "expiry.retry", order_id = deadline.key.order_id, attempt, %reason);
                 scheduler.do_send(Schedule(Deadline {
                     at: clock.now().plus(wait),

@@ -275,6 +275,7 @@ fn registry(
         .start(),
         refund_poller: super::refund_poller::RefundPoller::new(
             store.clone(),
+            Arc::new(Silent),
             Duration::from_secs(1),
             Duration::from_secs(30),
         )

@@ -17,6 +17,11 @@ pub trait Observer: Send + Sync {
 
     /// An active query found a payment no notify had announced.
     fn reconciliation_hit(&self) {}
+
+    /// A follow-up (a deadline: `expiry`; a refund poll: `refund`) did not finish and is
+    /// scheduled again. A steady climb means work is stuck: the gateway, the lock service or
+    /// the database is failing it.
+    fn followup_retried(&self, _kind: &'static str) {}
 }
 
 /// Reports nowhere.
