@@ -1,7 +1,7 @@
 //! `POST /payments/refund`: full or partial, through the order's actor, once per
 //! Idempotency-Key.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wallyt_pay_actors::engine::Refund;
@@ -11,6 +11,7 @@ use super::orders::own_order;
 use crate::http::extractors::AuthUser;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
+use crate::http::ratelimit::Caller;
 use crate::http::ApiError;
 use crate::startup::AppState;
 
@@ -48,6 +49,7 @@ const MAX_REASON_CHARS: usize = 256;
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
         (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 429, description = "RATE_LIMITED (Retry-After)", body = Failure),
         (status = 502, description = "GATEWAY_ERROR (refund FAIL or CHANGE)", body = Failure),
         (status = 503, description = "WALLYT_NOT_CONFIGURED or UNAVAILABLE", body = Failure),
         (status = 504, description = "GATEWAY_TIMEOUT (kept PROCESSING; retried under the same out_refund_no)", body = Failure)))]
@@ -58,6 +60,10 @@ pub async fn refund(
     state: web::Data<AppState>,
     body: web::Json<RefundBody>,
 ) -> HttpResponse {
+    // Before the idempotency store: a replay costs a request like any other.
+    if let Err(limited) = state.limits.per_caller(Caller::User(user.id)) {
+        return limited.error_response();
+    }
     // The key also binds the refund it creates: a retry finds that refund in the engine even
     // when the first answer was lost (timeout, 5xx, disconnect, crash).
     let request_key = req
