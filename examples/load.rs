@@ -2,6 +2,8 @@
 //! built-in sandbox as the gateway, a fresh SQLite file or `LOAD_DATABASE_URL`).
 //!
 //! `cargo run --release --example load` — optional: `LOAD_ORDERS=2000 LOAD_CONCURRENCY=32`.
+//! Rate limits are off here (`RATE_LIMIT=off`): a few users from one IP would otherwise hit
+//! `RATE_LIMIT_USER` within the first second. `LOAD_RATE_LIMIT=on` measures with them on.
 //!
 //! Phases, each timed per request (p50/p99/max) and as throughput:
 //! 1. `POST /orders` (reserve stock), 2. `POST /payments/wechat/prepay` (a gateway round trip),
@@ -90,6 +92,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = std::env::var("LOAD_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/pay.db", dir.path().display()));
+    let rate_limit = std::env::var("LOAD_RATE_LIMIT").unwrap_or_else(|_| "off".into());
     let vars: HashMap<String, String> = [
         ("HTTP_ADDR", "127.0.0.1:0"),
         ("DATABASE_URL", database_url.as_str()),
@@ -100,6 +103,7 @@ async fn main() {
         // One buyer places thousands of orders here: the per-user limits are off for the run.
         ("MAX_PENDING_ORDERS", "0"),
         ("MAX_PENDING_UNITS", "0"),
+        ("RATE_LIMIT", rate_limit.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

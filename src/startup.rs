@@ -17,11 +17,14 @@ use wallyt_pay_actors::engine::EngineConfig;
 use wallyt_pay_actors::ports::{LockManager, PaymentGateway};
 
 use crate::auth::JwtKeys;
+use crate::config::AppEnv;
 use crate::config::{Settings, WechatSettings};
 use crate::engine::EngineHandle;
 use crate::gateway::wallyt::adapter::WallytGateway;
 use crate::gateway::wallyt::{ClientPolicy, SignType, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
+use crate::http::client_ip::ClientIps;
+use crate::http::ratelimit::RateLimits;
 use crate::http::{rejections, routes};
 use crate::metrics::Metrics;
 use crate::redis::RedisLocks;
@@ -45,6 +48,16 @@ pub struct AppState {
     pub idempotency_inflight_timeout: std::time::Duration,
     /// Set when REDIS_URL is: readiness checks it.
     pub redis: Option<RedisLocks>,
+    /// Who the client is (`TRUSTED_PROXIES`): what rate limits key on and `mch_create_ip`.
+    pub client_ips: ClientIps,
+    pub limits: Arc<RateLimits>,
+}
+
+impl AppState {
+    /// The client's address: the TCP peer, or what a trusted proxy says it is.
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        self.client_ips.resolve(req.peer_addr(), req.headers())
+    }
 }
 
 /// The Wallyt client with the settings a payment needs besides it.
@@ -146,6 +159,8 @@ impl Application {
                 ..EngineConfig::default()
             },
         );
+        let limits = Arc::new(RateLimits::new(&settings.rate_limit));
+        RateLimits::spawn_housekeeping(&limits);
         let state = web::Data::new(AppState {
             db: db.clone(),
             jwt: JwtKeys::new(&settings.jwt_secret, settings.jwt_ttl),
@@ -159,6 +174,11 @@ impl Application {
             pending_limits: settings.pending_limits,
             idempotency_inflight_timeout: settings.idempotency_inflight_timeout,
             redis,
+            client_ips: ClientIps::new(
+                settings.trusted_proxies.clone(),
+                settings.app_env == AppEnv::Production,
+            ),
+            limits,
         });
 
         let mounted = sandbox.clone();

@@ -91,6 +91,10 @@ pub struct Settings {
     /// refuses retries before one may take it over.
     pub idempotency_inflight_timeout: Duration,
     pub outbound: OutboundHttp,
+    /// Token buckets per node (`RATE_LIMIT`, `RATE_LIMIT_IP`, `RATE_LIMIT_USER`).
+    pub rate_limit: RateLimitSettings,
+    /// Peers whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`); empty trusts none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub log_format: LogFormat,
     /// What start-up should warn about once logging is up (generated secrets, SQLite in
     /// production, ...). Never contains a secret.
@@ -179,6 +183,10 @@ struct Raw {
     http_timeout: Duration,
     log_format: Option<String>,
     sandbox_notify_time_scale: f64,
+    rate_limit: String,
+    rate_limit_ip: String,
+    rate_limit_user: String,
+    trusted_proxies: String,
 }
 
 /// Where development keeps what it generates (the SQLite file lives there too by default).
@@ -379,13 +387,23 @@ impl Settings {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,
             },
+            rate_limit: RateLimitSettings {
+                enabled: parse_switch("RATE_LIMIT", &raw.rate_limit)?,
+                ip: parse_rate("RATE_LIMIT_IP", &raw.rate_limit_ip)?,
+                user: parse_rate("RATE_LIMIT_USER", &raw.rate_limit_user)?,
+            },
+            trusted_proxies: parse_proxies(&raw.trusted_proxies)?,
             log_format,
             warnings,
         })
     }
 }
 
+mod limits;
 mod parts;
+
+use limits::{parse_proxies, parse_rate, parse_switch};
+pub use limits::{Rate, RateLimitSettings};
 
 use parts::{dev_admin_token, parse_schedule, random_hex, wallyt_settings};
 

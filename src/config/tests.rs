@@ -148,3 +148,48 @@ fn a_zero_inflight_timeout_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn rate_limits_default_on_and_parse_their_syntax() {
+    let settings = load(AppEnv::Test, &[]).unwrap();
+    assert!(settings.rate_limit.enabled);
+    assert_eq!(settings.rate_limit.ip.count.get(), 300);
+    assert_eq!(settings.rate_limit.ip.period, Duration::from_secs(60));
+    assert_eq!(settings.rate_limit.user.count.get(), 120);
+    assert!(settings.trusted_proxies.is_empty());
+
+    let settings = load(
+        AppEnv::Test,
+        &[
+            ("RATE_LIMIT", "off"),
+            ("RATE_LIMIT_IP", "10/s"),
+            ("RATE_LIMIT_USER", "5000/h"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1, fd00::/8"),
+        ],
+    )
+    .unwrap();
+    assert!(!settings.rate_limit.enabled);
+    assert_eq!(settings.rate_limit.ip.count.get(), 10);
+    assert_eq!(settings.rate_limit.ip.period, Duration::from_secs(1));
+    assert_eq!(settings.rate_limit.user.period, Duration::from_secs(3600));
+    assert_eq!(settings.trusted_proxies.len(), 3);
+    assert_eq!(settings.trusted_proxies[1].to_string(), "192.168.1.1/32");
+}
+
+#[test]
+fn bad_rate_limit_settings_are_refused_with_their_name() {
+    for (name, value) in [
+        ("RATE_LIMIT_IP", "300"),
+        ("RATE_LIMIT_IP", "0/min"),
+        ("RATE_LIMIT_USER", "120/fortnight"),
+        ("RATE_LIMIT_USER", "-1/s"),
+        ("RATE_LIMIT", "maybe"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("TRUSTED_PROXIES", "proxy.internal"),
+    ] {
+        let error = load(AppEnv::Test, &[(name, value)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(name), "{name}={value}: {error}");
+    }
+}

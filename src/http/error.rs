@@ -36,6 +36,9 @@ pub enum ApiError {
     TooManyPendingOrders(String),
     #[error("{0}")]
     Conflict(String),
+    /// 429: a rate limit's bucket is empty; `retry_after` whole seconds (≥ 1) refill a cell.
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("{0}")]
     GatewayError(String),
     #[error("Wallyt is not configured on this server")]
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::InsufficientStock(_) => "INSUFFICIENT_STOCK",
             ApiError::TooManyPendingOrders(_) => "TOO_MANY_PENDING_ORDERS",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::GatewayError(_) => "GATEWAY_ERROR",
             ApiError::WallytNotConfigured => "WALLYT_NOT_CONFIGURED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
@@ -84,7 +88,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::OrderNotFound | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InsufficientStock(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyPendingOrders(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyPendingOrders(_) | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::GatewayError(_) => StatusCode::BAD_GATEWAY,
             ApiError::WallytNotConfigured | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -97,6 +103,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after } = self {
+            response.insert_header(("Retry-After", retry_after.to_string()));
         }
         response.json(failure_body(self.code(), &self.to_string()))
     }

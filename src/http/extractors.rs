@@ -60,12 +60,21 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Admin, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = state(req).admin_token.expose_secret().as_bytes();
+        let state = state(req);
+        let ip = state.client_ip(req);
+        // A locked-out IP learns nothing, not even that a token is right (see ratelimit).
+        if let Err(limited) = state.limits.admin_gate(ip) {
+            return ready(Err(limited));
+        }
+        let expected = state.admin_token.expose_secret().as_bytes();
         let result = match bearer(req) {
             Some(token) if constant_time_eq::constant_time_eq(token.as_bytes(), expected) => {
                 Ok(Admin)
             }
-            Some(_) => Err(ApiError::Unauthorized("invalid admin token")),
+            // Only a wrong token is a guess; a missing one counts against nothing.
+            Some(_) => Err(state
+                .limits
+                .admin_failed(ip, ApiError::Unauthorized("invalid admin token"))),
             None => Err(ApiError::Unauthorized("missing admin token")),
         };
         ready(result)

@@ -1,10 +1,12 @@
 //! The HTTP edge: routes, extractors, the envelope and the one `ApiError`.
 
+pub mod client_ip;
 pub mod envelope;
 pub mod error;
 pub mod extractors;
 pub mod idempotency;
 pub mod openapi;
+pub mod ratelimit;
 pub mod rejections;
 pub mod routes;
 pub mod time;

@@ -143,6 +143,7 @@ pub fn jspay(ctx: Context<'_>, fields: &Fields) -> Outcome {
         sub_appid: sub_appid.to_owned(),
         sub_openid: sub_openid.to_owned(),
         notify_url: notify_url.to_owned(),
+        mch_create_ip: ip.to_owned(),
         time_start: fields.get("time_start").map(str::to_owned),
         time_expire: fields.get("time_expire").map(str::to_owned),
         expires_at,

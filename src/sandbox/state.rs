@@ -19,6 +19,8 @@ pub struct Trade {
     pub sub_appid: String,
     pub sub_openid: String,
     pub notify_url: String,
+    /// The payer's IP as the merchant reported it (tests check what the engine sends).
+    pub mch_create_ip: String,
     pub time_start: Option<String>,
     pub time_expire: Option<String>,
     /// When a NOTPAY trade closes by itself (unix ms).

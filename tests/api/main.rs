@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod abuse;
 mod builtin_sandbox;
 mod catalog;
 mod crash;

@@ -49,6 +49,7 @@ const MAX_CODE_CHARS: usize = 128;
         (status = 200, body = LoginAnswer),
         (status = 400, description = "VALIDATION_ERROR", body = Failure),
         (status = 401, description = "UNAUTHORIZED: WeChat refused the code", body = Failure),
+        (status = 429, description = "RATE_LIMITED per client IP (Retry-After)", body = Failure),
         (status = 502, description = "GATEWAY_ERROR", body = Failure),
         (status = 504, description = "GATEWAY_TIMEOUT", body = Failure)))]
 #[tracing::instrument(name = "auth.login", skip_all, fields(user_id))]

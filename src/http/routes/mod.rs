@@ -8,12 +8,14 @@ mod orders;
 mod payments;
 mod refunds;
 
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
 use super::openapi::{Failure, Security};
 use crate::gateway::wallyt::jspay::PayParams;
 
+use super::ratelimit;
 use super::rejections::{resource, route_not_found};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,8 +23,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
-        .service(resource("/auth/wechat/login").route(web::post().to(login::login)))
-        .service(resource("/auth/me").route(web::get().to(login::me)))
+        .service(
+            // Per client IP, before anything else of the request is looked at.
+            web::scope("/auth")
+                .wrap(from_fn(ratelimit::per_ip))
+                .service(resource("/wechat/login").route(web::post().to(login::login)))
+                .service(resource("/me").route(web::get().to(login::me)))
+                .default_service(web::to(route_not_found)),
+        )
         .service(resource("/ticket-types").route(web::get().to(catalog::list_public)))
         .service(resource("/admin/ticket-types").route(web::post().to(catalog::create)))
         .service(resource("/admin/ticket-types/{id}").route(web::get().to(catalog::get_admin)))

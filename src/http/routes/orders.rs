@@ -9,6 +9,7 @@ use wallyt_pay_actors::{Order, OrderLine};
 
 use crate::http::extractors::AuthUser;
 use crate::http::openapi::{Envelope, Failure};
+use crate::http::ratelimit::Caller;
 use crate::http::views::{new_order_view, order_view};
 use crate::http::views::{NewOrderView, OrderView};
 use crate::http::{envelope, ApiError};
@@ -34,7 +35,7 @@ pub struct NewOrderItem {
         (status = 400, description = "VALIDATION_ERROR", body = Failure),
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 409, description = "INSUFFICIENT_STOCK", body = Failure),
-        (status = 429, description = "TOO_MANY_PENDING_ORDERS", body = Failure)))]
+        (status = 429, description = "RATE_LIMITED (Retry-After), TOO_MANY_PENDING_ORDERS", body = Failure)))]
 #[tracing::instrument(name = "order.create", skip_all, fields(user_id = user.id))]
 pub async fn create(
     user: AuthUser,
@@ -59,6 +60,9 @@ pub async fn create(
             limits.max_units
         )));
     }
+    // The contract's order: 401, 400 body, then 429 rate (a malformed body costs nothing),
+    // then the pending-order limits and stock inside the reserving transaction.
+    state.limits.per_caller(Caller::User(user.id))?;
     let now = state.clock.now();
     let expires_at = now.plus(state.order_ttl);
     let order = state

@@ -1,6 +1,6 @@
 //! `POST /payments/wechat/prepay` and `GET /payments/status/{orderId}`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -13,6 +13,7 @@ use crate::gateway::wallyt::jspay::PayParams;
 use crate::http::extractors::AuthUser;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
+use crate::http::ratelimit::Caller;
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
@@ -37,16 +38,6 @@ pub struct PrepayView {
     expires_at: String,
 }
 
-/// The buyer's address for `mch_create_ip` (WeChat's risk checks use it).
-fn client_ip(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    let raw = info.realip_remote_addr().unwrap_or("127.0.0.1");
-    raw.parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
-        .or_else(|_| raw.parse::<std::net::IpAddr>().map(|ip| ip.to_string()))
-        .unwrap_or_else(|_| "127.0.0.1".to_owned())
-}
-
 #[utoipa::path(post, path = "/payments/wechat/prepay", tag = "payments", request_body = PrepayBody,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
@@ -56,6 +47,7 @@ fn client_ip(req: &HttpRequest) -> String {
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
         (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 429, description = "RATE_LIMITED (Retry-After)", body = Failure),
         (status = 502, description = "GATEWAY_ERROR", body = Failure),
         (status = 503, description = "WALLYT_NOT_CONFIGURED or UNAVAILABLE", body = Failure),
         (status = 504, description = "GATEWAY_TIMEOUT", body = Failure)))]
@@ -66,6 +58,10 @@ pub async fn prepay(
     state: web::Data<AppState>,
     body: web::Json<PrepayBody>,
 ) -> HttpResponse {
+    // Before the idempotency store: a replay costs a request like any other.
+    if let Err(limited) = state.limits.per_caller(Caller::User(user.id)) {
+        return limited.error_response();
+    }
     idempotency::once_json(&state, &req, user.id, "prepay", &*body, || {
         create_prepay(&user, &req, &state, &body)
     })
@@ -97,7 +93,9 @@ async fn create_prepay(
     }
     let message = Prepay {
         openid: user.openid.clone(),
-        client_ip: client_ip(req),
+        // The buyer's address (WeChat's risk checks use it); a spoofed X-Forwarded-For from
+        // an untrusted peer does not change it.
+        client_ip: state.client_ip(req).to_string(),
     };
     let answer = state.engine.send(order.id, message).await?;
     let payment = answer.payment;

@@ -14,6 +14,7 @@ use super::orders::own_order;
 use crate::http::extractors::{Admin, AuthUser};
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
+use crate::http::ratelimit::Caller;
 use crate::http::ApiError;
 use crate::startup::AppState;
 
@@ -112,6 +113,7 @@ fn request_key(req: &HttpRequest, scope: &str) -> Option<String> {
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
         (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
+        (status = 429, description = "RATE_LIMITED (Retry-After)", body = Failure),
         (status = 502, description = "GATEWAY_ERROR (refund FAIL or CHANGE)", body = Failure),
         (status = 503, description = "WALLYT_NOT_CONFIGURED or UNAVAILABLE", body = Failure),
         (status = 504, description = "GATEWAY_TIMEOUT (kept PROCESSING; retried under the same out_refund_no)", body = Failure)))]
@@ -122,6 +124,10 @@ pub async fn refund(
     state: web::Data<AppState>,
     body: web::Json<RefundBody>,
 ) -> HttpResponse {
+    // Before the idempotency store: a replay costs a request like any other.
+    if let Err(limited) = state.limits.per_caller(Caller::User(user.id)) {
+        return limited.error_response();
+    }
     let key = request_key(&req, &format!("{}:refund", user.id));
     idempotency::once_json(&state, &req, user.id, "refund", &*body, || {
         buyer_refund(&user, &state, &body, key)
@@ -201,6 +207,9 @@ pub async fn operator_refund(
     body: web::Json<OperatorRefundBody>,
 ) -> HttpResponse {
     let order_id = id.into_inner();
+    if let Err(limited) = state.limits.per_caller(Caller::Operator) {
+        return limited.error_response();
+    }
     let account = match state
         .db
         .upsert_user(OPERATOR, None, state.clock.now())
