@@ -30,4 +30,5 @@ mod sandbox_harness;
 mod shop;
 mod startup;
 mod store;
+mod upstream_limits;
 mod wallyt_client;
