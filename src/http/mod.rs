@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod rejections;
 pub mod routes;
+pub mod slow_clients;
 pub mod time;
 pub mod views;
 
