@@ -127,7 +127,10 @@ async fn a_slow_loris_neither_starves_others_nor_holds_its_connections() {
         "healthz took {worst_healthz:?} under the attack"
     );
     assert!(
-        first_answer >= BODY_TIMEOUT && last_answer <= BODY_TIMEOUT + SLACK,
+        // The server's deadline starts when it has parsed the head, which may be a moment
+        // before the client notes the head as sent.
+        first_answer >= BODY_TIMEOUT - Duration::from_millis(100)
+            && last_answer <= BODY_TIMEOUT + SLACK,
         "answers came after {first_answer:?} to {last_answer:?}"
     );
     assert!(
