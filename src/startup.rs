@@ -5,6 +5,7 @@
 
 use actix_web::dev::Server;
 use actix_web::dev::Service;
+use actix_web::http::{ConnectionType, KeepAlive};
 use actix_web::{web, App, HttpServer};
 use secrecy::SecretString;
 use std::net::TcpListener;
@@ -25,7 +26,7 @@ use crate::gateway::wallyt::{ClientPolicy, SignType, WallytClient, WallytConfig}
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::client_ip::ClientIps;
 use crate::http::ratelimit::RateLimits;
-use crate::http::{rejections, routes};
+use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
 use crate::redis::RedisLocks;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub db: Database,
     pub jwt: JwtKeys,
     pub admin_token: SecretString,
+    /// When set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<SecretString>,
     pub wechat: WechatClient,
     /// `None` when Wallyt is not configured: payment endpoints answer 503.
     pub wallyt: Option<Payments>,
@@ -68,6 +71,8 @@ pub struct Payments {
 
 pub struct Application {
     port: u16,
+    /// Where our own clients reach us (loopback when listening on every interface).
+    own_addr: std::net::SocketAddr,
     server: Server,
     db: Database,
     engine: EngineHandle,
@@ -82,8 +87,15 @@ impl Application {
         let db = Database::connect(&settings.database).await?;
         let listener = TcpListener::bind(&settings.http_addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.http_addr))?;
-        let port = listener.local_addr()?.port();
-        let own_base = format!("http://127.0.0.1:{port}");
+        let local = listener.local_addr()?;
+        let port = local.port();
+        // Our own clients call the mounted sandbox: over loopback when we listen everywhere,
+        // else at the one address we listen on.
+        let own_ip = match local.ip() {
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        let own_base = format!("http://{}", std::net::SocketAddr::new(own_ip, port));
 
         let sandbox = settings.builtin_sandbox.then(|| {
             Sandbox::new(SandboxConfig {
@@ -130,7 +142,7 @@ impl Application {
         });
         let redis = match &settings.redis_url {
             Some(url) => Some(
-                RedisLocks::connect(url)
+                RedisLocks::connect(url.expose())
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot reach REDIS_URL: {e}"))?,
             ),
@@ -165,6 +177,7 @@ impl Application {
             db: db.clone(),
             jwt: JwtKeys::new(&settings.jwt_secret, settings.jwt_ttl),
             admin_token: settings.admin_token.clone(),
+            metrics_token: settings.metrics_token.clone(),
             wechat: WechatClient::new(&wechat_settings, http),
             wallyt,
             metrics,
@@ -182,18 +195,26 @@ impl Application {
         });
 
         let mounted = sandbox.clone();
+        let limits = settings.http_server;
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
             let app = App::new()
-                .wrap_fn(move |req, srv| {
+                .wrap_fn(move |mut req, srv| {
                     let started = std::time::Instant::now();
                     let method = req.method().to_string();
                     // The pattern, never the raw path: unknown URLs must not mint labels.
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
+                    let body = slow_clients::bound_body(&mut req, limits.body_timeout);
                     let answer = srv.call(req);
                     async move {
-                        let response = answer.await?;
+                        let mut response = answer.await?;
+                        if body.is_some_and(|body| body.must_close()) {
+                            response
+                                .response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
+                        }
                         let status = response.status().as_u16();
                         let seconds = started.elapsed().as_secs_f64();
                         metrics.observe_request(&method, &route, status, seconds);
@@ -213,19 +234,37 @@ impl Application {
             };
             app.configure(routes::configure)
         })
+        .client_request_timeout(limits.head_timeout)
+        .client_disconnect_timeout(limits.disconnect_timeout)
+        .keep_alive(if limits.keep_alive.is_zero() {
+            KeepAlive::Disabled
+        } else {
+            KeepAlive::Timeout(limits.keep_alive)
+        })
+        .max_connections(limits.max_connections)
         .listen(listener)?;
         if settings.http_workers > 0 {
             server = server.workers(settings.http_workers);
         }
         tracing::info!(
             event = "app.started",
-            port,
+            address = %local,
             env = settings.app_env.as_str(),
             backend = ?db.backend(),
             sandbox = settings.builtin_sandbox,
         );
+        if settings.builtin_sandbox {
+            // Said on its own line, in words: someone skimming the log of a server that
+            // "takes payments" must not believe real ones happen.
+            tracing::warn!(
+                event = "app.sandbox_banner",
+                "BUILT-IN SANDBOX: payments and logins go to a local imitation of Wallyt and \
+                 WeChat at {own_base}/sandbox; no real money can move"
+            );
+        }
         Ok(Application {
             port,
+            own_addr: std::net::SocketAddr::new(own_ip, port),
             server: server.run(),
             db,
             engine,
@@ -235,6 +274,12 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// An address this server answers on: the one it listens on, or loopback when it listens
+    /// on every interface.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.own_addr
     }
 
     /// A handle that stops this application (server, then engine) from elsewhere.

@@ -55,11 +55,16 @@ pub struct Settings {
     pub app_env: AppEnv,
     pub http_addr: String,
     pub http_workers: usize,
+    /// How the server bounds slow and numerous clients.
+    pub http_server: ServerLimits,
     pub database: DatabaseSettings,
-    pub redis_url: Option<String>,
+    /// May carry a password: redacted when printed.
+    pub redis_url: Option<SecretUrl>,
     pub jwt_secret: SecretString,
     pub jwt_ttl: Duration,
     pub admin_token: SecretString,
+    /// When set, `/metrics` wants it as a bearer token; unset leaves `/metrics` open.
+    pub metrics_token: Option<SecretString>,
     pub wechat: WechatSettings,
     /// `None` when no Wallyt variable is set: payment endpoints then answer 503 — unless
     /// the built-in sandbox stands in.
@@ -103,7 +108,8 @@ pub struct Settings {
 
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// May carry a password: redacted when printed.
+    pub url: SecretUrl,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
 }
@@ -124,6 +130,21 @@ pub struct WallytSettings {
     pub notify_url: String,
 }
 
+/// Limits on inbound connections (a slow or greedy client must not take the server's
+/// connections or workers). Connection counts are per worker, as actix-web counts them.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// From accepting a connection (or the end of the previous request) to a complete head.
+    pub head_timeout: Duration,
+    /// From a complete head to the last byte of the body.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub keep_alive: Duration,
+    /// How long a closing connection may take to shut down.
+    pub disconnect_timeout: Duration,
+    pub max_connections: usize,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct OutboundHttp {
     pub connect_timeout: Duration,
@@ -141,6 +162,16 @@ pub enum LogFormat {
 struct Raw {
     http_addr: String,
     http_workers: usize,
+    #[serde(with = "humantime_serde")]
+    http_request_head_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    http_request_body_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    http_keep_alive: Duration,
+    #[serde(with = "humantime_serde")]
+    http_disconnect_timeout: Duration,
+    http_max_connections: usize,
+    metrics_token: Option<String>,
     database_url: String,
     database_max_connections: u32,
     #[serde(with = "humantime_serde")]
@@ -156,7 +187,7 @@ struct Raw {
     wallyt_api_url: Option<String>,
     wallyt_mch_id: Option<String>,
     wallyt_secret_key: Option<String>,
-    wallyt_sign_type: String,
+    wallyt_sign_type: Option<String>,
     wallyt_notify_url: Option<String>,
     max_pending_orders: u32,
     max_pending_units: u32,
@@ -253,6 +284,10 @@ impl Settings {
             }
         };
         let admin_token = match raw.admin_token {
+            Some(token) if production => {
+                production::check_admin_token(&token)?;
+                SecretString::from(token)
+            }
             Some(token) => SecretString::from(token),
             None if production => {
                 return Err(ConfigError::MissingInProduction {
@@ -286,13 +321,29 @@ impl Settings {
         url::Url::parse(&wechat_api_base)
             .map_err(|e| ConfigError::Invalid(format!("WECHAT_API_BASE is not a URL: {e}")))?;
 
+        let sign_type_named = raw.wallyt_sign_type.is_some();
         let wallyt = wallyt_settings(
             raw.wallyt_api_url,
             raw.wallyt_mch_id,
             raw.wallyt_secret_key,
-            raw.wallyt_sign_type,
+            raw.wallyt_sign_type.as_deref().unwrap_or("MD5"),
             raw.wallyt_notify_url,
         )?;
+        if production {
+            production::check_https("WECHAT_API_BASE", &wechat_api_base)?;
+            if let Some(wallyt) = &wallyt {
+                production::check_https("WALLYT_API_URL", &wallyt.api_url)?;
+                production::check_https("WALLYT_NOTIFY_URL", &wallyt.notify_url)?;
+            } else if sign_type_named {
+                // A sign type chosen for a gateway whose keys are missing: someone meant to
+                // configure Wallyt and lost the key on the way; do not run without payments.
+                return Err(ConfigError::Invalid(
+                    "WALLYT_SIGN_TYPE is set but its key WALLYT_SECRET_KEY (and the other \
+                     WALLYT_* settings) are not"
+                        .into(),
+                ));
+            }
+        }
         if wallyt.is_some() && wechat_credentials.is_none() {
             return Err(ConfigError::Invalid(
                 "Wallyt needs the mini-program's WECHAT_MINI_APPID and WECHAT_MINI_SECRET too"
@@ -350,19 +401,42 @@ impl Settings {
                 "SANDBOX_NOTIFY_TIME_SCALE must be a number >= 0".into(),
             ));
         }
+        let http_server = ServerLimits {
+            head_timeout: raw.http_request_head_timeout,
+            body_timeout: raw.http_request_body_timeout,
+            keep_alive: raw.http_keep_alive,
+            disconnect_timeout: raw.http_disconnect_timeout,
+            max_connections: raw.http_max_connections,
+        };
+        for (name, limit) in [
+            ("HTTP_REQUEST_HEAD_TIMEOUT", http_server.head_timeout),
+            ("HTTP_REQUEST_BODY_TIMEOUT", http_server.body_timeout),
+        ] {
+            // Zero would mean "no limit" to actix-web: exactly the slow client's wish.
+            if limit.is_zero() {
+                return Err(ConfigError::Invalid(format!("{name} must be more than 0")));
+            }
+        }
+        if http_server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "HTTP_MAX_CONNECTIONS must be more than 0".into(),
+            ));
+        }
         Ok(Settings {
             app_env,
             http_addr: raw.http_addr,
             http_workers: raw.http_workers,
+            http_server,
             database: DatabaseSettings {
-                url: raw.database_url,
+                url: SecretUrl::new(raw.database_url),
                 max_connections: raw.database_max_connections.max(1),
                 acquire_timeout: raw.database_acquire_timeout,
             },
-            redis_url: raw.redis_url,
+            redis_url: raw.redis_url.map(SecretUrl::new),
             jwt_secret,
             jwt_ttl: raw.jwt_ttl,
             admin_token,
+            metrics_token: raw.metrics_token.map(SecretString::from),
             wechat: WechatSettings {
                 api_base: wechat_api_base,
                 credentials: wechat_credentials,
@@ -401,6 +475,10 @@ impl Settings {
 
 mod limits;
 mod parts;
+mod production;
+mod secret_url;
+
+pub use secret_url::SecretUrl;
 
 use limits::{parse_proxies, parse_rate, parse_switch};
 pub use limits::{Rate, RateLimitSettings};

@@ -14,7 +14,7 @@ pub(super) fn wallyt_settings(
     api_url: Option<String>,
     mch_id: Option<String>,
     secret_key: Option<String>,
-    sign_type: String,
+    sign_type: &str,
     notify_url: Option<String>,
 ) -> Result<Option<WallytSettings>, ConfigError> {
     let sign_type = SignType::parse(sign_type.trim().to_ascii_uppercase().as_str())
@@ -93,11 +93,73 @@ pub(super) fn dev_admin_token(path: &Path) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
     }
     let token = format!("dev-{}", random_hex(16));
-    std::fs::write(path, &token)?;
+    write_private(path, &token)?;
+    Ok(token)
+}
+
+/// Writes `text` to `path` so that no one else can read it at any moment: the bytes go to a
+/// temporary file created 0600 (a write-then-chmod leaves a window where the umask's mode, often
+/// 0644, applies), which is then renamed over `path` — a reader sees no file or the whole one.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", random_hex(4)));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
-    Ok(token)
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_dev_token_file_is_created_owner_only_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/dev-admin-token");
+        let token = dev_admin_token(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
+        assert_eq!(
+            dev_admin_token(&path).unwrap(),
+            token,
+            "kept across restarts"
+        );
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    /// A write-then-chmod follows whatever sits at the path: an empty file (or a symlink to
+    /// one) planted there with loose permissions would receive the token. The rename replaces
+    /// the entry instead, so the token only ever lands in the file created 0600.
+    #[test]
+    fn the_token_never_lands_in_a_file_someone_else_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("planted");
+        std::fs::write(&planted, "").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.path().join("dev-admin-token");
+        std::os::unix::fs::symlink(&planted, &path).unwrap();
+
+        let token = dev_admin_token(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "the symlink was replaced");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
+    }
 }

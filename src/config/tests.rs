@@ -50,19 +50,19 @@ fn environment_overrides_files_with_flat_names() {
 
 #[test]
 fn production_refuses_to_start_without_its_secrets() {
-    let err = load(AppEnv::Production, &[("ADMIN_TOKEN", "a")]).unwrap_err();
+    let err = load(AppEnv::Production, &[("ADMIN_TOKEN", PROD_SECRET)]).unwrap_err();
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
     let err = load(AppEnv::Production, &[("JWT_SECRET", PROD_SECRET)]).unwrap_err();
     assert!(err.to_string().contains("ADMIN_TOKEN"), "{err}");
     let err = load(
         AppEnv::Production,
-        &[("JWT_SECRET", "short"), ("ADMIN_TOKEN", "a")],
+        &[("JWT_SECRET", "short"), ("ADMIN_TOKEN", PROD_SECRET)],
     )
     .unwrap_err();
     assert!(err.to_string().contains("32"), "{err}");
     let ok = load(
         AppEnv::Production,
-        &[("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", "a")],
+        &[("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", PROD_SECRET)],
     )
     .unwrap();
     assert!(ok.warnings.iter().any(|w| w.contains("SQLite")));
@@ -129,7 +129,7 @@ fn the_sandbox_stands_in_only_in_development_without_credentials() {
             .builtin_sandbox
     );
     assert!(!load(AppEnv::Test, &[]).unwrap().builtin_sandbox);
-    let prod = [("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", "a")];
+    let prod = [("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", PROD_SECRET)];
     assert!(!load(AppEnv::Production, &prod).unwrap().builtin_sandbox);
 }
 
@@ -191,5 +191,125 @@ fn bad_rate_limit_settings_are_refused_with_their_name() {
             .unwrap_err()
             .to_string();
         assert!(error.contains(name), "{name}={value}: {error}");
+    }
+}
+
+const PROD: [(&str, &str); 2] = [("JWT_SECRET", PROD_SECRET), ("ADMIN_TOKEN", PROD_SECRET)];
+
+/// Production's settings plus `extra` (later entries win).
+fn production(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
+    let mut vars: Vec<(&str, &str)> = PROD.to_vec();
+    vars.extend_from_slice(extra);
+    let vars: HashMap<&str, &str> = vars.into_iter().collect();
+    load(AppEnv::Production, &vars.into_iter().collect::<Vec<_>>())
+}
+
+const WALLYT: [(&str, &str); 6] = [
+    ("WECHAT_MINI_APPID", "wx1"),
+    ("WECHAT_MINI_SECRET", "s"),
+    ("WALLYT_API_URL", "https://payuat.wepayez.com/pay/gateway"),
+    ("WALLYT_MCH_ID", "7551000001"),
+    ("WALLYT_SECRET_KEY", "k"),
+    (
+        "WALLYT_NOTIFY_URL",
+        "https://pay.example.com/payments/wallyt/notify",
+    ),
+];
+
+#[test]
+fn development_listens_on_loopback_and_production_everywhere() {
+    let dev = load(AppEnv::Development, &[("ADMIN_TOKEN", "a")]).unwrap();
+    assert_eq!(dev.http_addr, "127.0.0.1:8080");
+    assert_eq!(production(&[]).unwrap().http_addr, "0.0.0.0:8080");
+}
+
+#[test]
+fn production_refuses_a_short_admin_token() {
+    let err = production(&[("ADMIN_TOKEN", "0123456789abcdef0123456789abcde")]).unwrap_err();
+    assert!(err.to_string().contains("ADMIN_TOKEN"), "{err}");
+    assert!(
+        !err.to_string().contains("0123456789abcdef"),
+        "the token is not echoed"
+    );
+    // Development and test keep accepting short tokens (the tests' and the README's).
+    assert!(load(AppEnv::Test, &[("ADMIN_TOKEN", "a")]).is_ok());
+}
+
+#[test]
+fn production_refuses_plain_http_to_wechat_and_wallyt() {
+    let mut with_wallyt = WALLYT.to_vec();
+    assert!(production(&with_wallyt).is_ok());
+    for (name, url) in [
+        ("WECHAT_API_BASE", "http://api.weixin.qq.com"),
+        ("WALLYT_API_URL", "http://payuat.wepayez.com/pay/gateway"),
+        (
+            "WALLYT_NOTIFY_URL",
+            "http://pay.example.com/payments/wallyt/notify",
+        ),
+    ] {
+        let mut vars = with_wallyt.clone();
+        vars.push((name, url));
+        let err = production(&vars).unwrap_err();
+        assert!(err.to_string().contains(name), "{name}: {err}");
+        // The same URL is fine outside production (a staging gateway, a local stand-in).
+        assert!(load(AppEnv::Test, &vars).is_ok(), "{name}");
+    }
+    with_wallyt.push(("WALLYT_API_URL", "http://127.0.0.1:3128/pay/gateway"));
+    with_wallyt.push(("WECHAT_API_BASE", "http://localhost:3128"));
+    assert!(production(&with_wallyt).is_ok(), "a local proxy is allowed");
+}
+
+#[test]
+fn production_refuses_a_sign_type_without_its_keys() {
+    let err = production(&[("WALLYT_SIGN_TYPE", "SHA256")]).unwrap_err();
+    assert!(err.to_string().contains("WALLYT_SECRET_KEY"), "{err}");
+    let mut vars = WALLYT.to_vec();
+    vars.push(("WALLYT_SIGN_TYPE", "SHA256"));
+    let ok = production(&vars).unwrap();
+    assert_eq!(ok.wallyt.unwrap().sign_type, SignType::Sha256);
+    // Unset means MD5, the gateway's default.
+    let md5 = load(AppEnv::Test, &WALLYT).unwrap();
+    assert_eq!(md5.wallyt.unwrap().sign_type, SignType::Md5);
+}
+
+#[test]
+fn connection_passwords_never_show_in_debug_output() {
+    let settings = load(
+        AppEnv::Test,
+        &[
+            (
+                "DATABASE_URL",
+                "postgres://app:db-password-value@db:5432/pay",
+            ),
+            ("REDIS_URL", "redis://:redis-password-value@cache:6379/0"),
+        ],
+    )
+    .unwrap();
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains("db-password-value"), "{debug}");
+    assert!(!debug.contains("redis-password-value"), "{debug}");
+    assert!(debug.contains("postgres://app:***@db:5432/pay"), "{debug}");
+    assert_eq!(
+        settings.database.url.expose(),
+        "postgres://app:db-password-value@db:5432/pay"
+    );
+}
+
+#[test]
+fn server_limits_have_defaults_and_refuse_zero() {
+    let settings = load(AppEnv::Test, &[]).unwrap();
+    let limits = settings.http_server;
+    assert_eq!(limits.head_timeout, Duration::from_secs(5));
+    assert_eq!(limits.body_timeout, Duration::from_secs(10));
+    assert_eq!(limits.keep_alive, Duration::from_secs(5));
+    assert_eq!(limits.max_connections, 10_000);
+    assert!(settings.metrics_token.is_none());
+    for name in [
+        "HTTP_REQUEST_HEAD_TIMEOUT",
+        "HTTP_REQUEST_BODY_TIMEOUT",
+        "HTTP_MAX_CONNECTIONS",
+    ] {
+        let err = load(AppEnv::Test, &[(name, "0")]).unwrap_err();
+        assert!(err.to_string().contains(name), "{name}: {err}");
     }
 }

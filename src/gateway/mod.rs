@@ -1,6 +1,7 @@
 //! Clients of the outside payment world. Each one alone touches reqwest; the rest of the
 //! application sees typed answers and typed errors.
 
+pub mod body;
 pub mod wallyt;
 pub mod wechat;
 

@@ -151,7 +151,10 @@ impl From<EngineError> for ApiError {
             EngineError::GatewayTimeout => {
                 ApiError::GatewayTimeout("the payment gateway did not answer in time".into())
             }
-            EngineError::Gateway(_) => {
+            EngineError::Gateway(detail) => {
+                // The gateway's own words (codes, Chinese error text, field names) are for
+                // operators; the buyer learns only that the gateway failed.
+                tracing::warn!(event = "gateway.error", detail = %detail);
                 ApiError::GatewayError("the payment gateway answered with an error".into())
             }
             EngineError::Busy(detail) => {
@@ -164,7 +167,16 @@ impl From<EngineError> for ApiError {
                     refundable.to_yuan_string()
                 ))
             }
-            EngineError::RefundRejected(message) => ApiError::GatewayError(message),
+            EngineError::RefundRejected(detail) => {
+                // `detail` may quote the gateway's refusal (err_code, err_msg): logged for the
+                // operator, never answered. The order's refunds show the buyer FAIL or CHANGE.
+                tracing::warn!(event = "refund.rejected", detail = %detail);
+                ApiError::GatewayError(
+                    "the payment gateway did not complete the refund; the order's refunds \
+                     show its status"
+                        .into(),
+                )
+            }
             EngineError::Store(error) => error.into(),
         }
     }

@@ -21,6 +21,11 @@ pub struct AuthUser {
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
+/// Leave to read `/metrics`: anyone when `METRICS_TOKEN` is unset (a scraper on a private
+/// network), else only a bearer of that token — metrics name routes, volumes and failure rates.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsReader;
+
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get("Authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -76,6 +81,28 @@ impl FromRequest for Admin {
                 .limits
                 .admin_failed(ip, ApiError::Unauthorized("invalid admin token"))),
             None => Err(ApiError::Unauthorized("missing admin token")),
+        };
+        ready(result)
+    }
+}
+
+impl FromRequest for MetricsReader {
+    type Error = ApiError;
+    type Future = Ready<Result<MetricsReader, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(expected) = state(req).metrics_token.as_ref() else {
+            return ready(Ok(MetricsReader));
+        };
+        // Constant time, as for the admin token: the comparison must not tell how much of a
+        // guess was right.
+        let expected = expected.expose_secret().as_bytes();
+        let result = match bearer(req) {
+            Some(token) if constant_time_eq::constant_time_eq(token.as_bytes(), expected) => {
+                Ok(MetricsReader)
+            }
+            Some(_) => Err(ApiError::Unauthorized("invalid metrics token")),
+            None => Err(ApiError::Unauthorized("missing metrics token")),
         };
         ready(result)
     }

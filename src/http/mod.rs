@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod rejections;
 pub mod routes;
+pub mod slow_clients;
 pub mod time;
 pub mod views;
 

@@ -35,6 +35,10 @@ fn json_rejection(error: JsonPayloadError) -> ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),
         ),
+        JsonPayloadError::Payload(e) if super::slow_clients::is_body_timeout(e) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time".to_owned(),
+        ),
         JsonPayloadError::ContentType => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".to_owned(),

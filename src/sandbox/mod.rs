@@ -11,6 +11,7 @@
 pub mod control;
 pub mod faults;
 pub mod gateway;
+pub mod loopback;
 pub mod notify;
 pub mod services;
 pub mod state;
@@ -142,25 +143,30 @@ pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
         .route("/sns/jscode2session", web::get().to(wechat::jscode2session));
 }
 
+/// The controls, each scope behind [`loopback::loopback_only`]: a new control route must go
+/// inside one of these scopes to be reachable at all, so none can be left unguarded.
 pub fn control_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/trades", web::get().to(control::list_trades))
-        .route("/trades/{out_trade_no}", web::get().to(control::get_trade))
-        .route("/trades/{out_trade_no}/pay", web::post().to(control::pay))
-        .route(
-            "/trades/{out_trade_no}/close",
-            web::post().to(control::close),
-        )
-        .route(
-            "/trades/{out_trade_no}/notify",
-            web::post().to(control::redeliver),
-        )
-        .route(
-            "/trades/{out_trade_no}/faults",
-            web::put().to(control::set_trade_faults),
-        )
-        .route("/faults", web::get().to(control::get_faults))
-        .route("/faults", web::put().to(control::set_faults))
-        .route("/faults", web::delete().to(control::clear_faults));
+    let guard = || actix_web::middleware::from_fn(loopback::loopback_only);
+    cfg.service(
+        web::scope("/trades")
+            .wrap(guard())
+            .route("", web::get().to(control::list_trades))
+            .route("/{out_trade_no}", web::get().to(control::get_trade))
+            .route("/{out_trade_no}/pay", web::post().to(control::pay))
+            .route("/{out_trade_no}/close", web::post().to(control::close))
+            .route("/{out_trade_no}/notify", web::post().to(control::redeliver))
+            .route(
+                "/{out_trade_no}/faults",
+                web::put().to(control::set_trade_faults),
+            ),
+    )
+    .service(
+        web::scope("/faults")
+            .wrap(guard())
+            .route("", web::get().to(control::get_faults))
+            .route("", web::put().to(control::set_faults))
+            .route("", web::delete().to(control::clear_faults)),
+    );
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -41,7 +41,7 @@ impl Database {
     /// migrations of the backend.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Database, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = backend_url(&settings.url)?;
+        let (backend, url) = backend_url(settings.url.expose())?;
         let mut options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout);

@@ -98,7 +98,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
         return;
     };
     let db = Database::connect(&DatabaseSettings {
-        url,
+        url: url.into(),
         max_connections: 5,
         acquire_timeout: Duration::from_secs(5),
     })

@@ -65,3 +65,37 @@ async fn metrics_count_requests_by_route_pattern() {
     }
     assert!(!text.contains("12345"), "raw paths never become labels");
 }
+
+/// `METRICS_TOKEN` set: `/metrics` wants it as a bearer token; unset, it stays open.
+#[tokio::test]
+async fn metrics_may_be_guarded_by_a_token() {
+    const TOKEN: &str = "metrics-token-0123456789abcdef0123";
+    let app = TestApp::spawn_with(Backend::Sqlite, |vars| {
+        vars.insert("METRICS_TOKEN".into(), TOKEN.into());
+    })
+    .await
+    .unwrap();
+    expect_error(
+        app.get("/metrics").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    expect_error(
+        app.get_with_token("/metrics", "metrics-token-0123456789abcdef0124")
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let response = app.get_with_token("/metrics", TOKEN).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("http_request_duration_seconds"));
+
+    let open = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    assert_eq!(open.get("/metrics").await.status(), StatusCode::OK);
+}

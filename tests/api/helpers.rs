@@ -12,7 +12,8 @@ use wallyt_pay::storage::Database;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Long enough for production (32 characters at least).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef";
 pub const WECHAT_APPID: &str = "wx-test-appid";
 
@@ -130,13 +131,15 @@ impl TestApp {
         .collect();
         adjust(&mut vars);
         if app_env != AppEnv::Test {
-            vars.insert("HTTP_ADDR".into(), "127.0.0.1:0".into());
+            // A test may choose its own address (another interface than loopback).
+            vars.entry("HTTP_ADDR".into())
+                .or_insert_with(|| "127.0.0.1:0".into());
             vars.insert("HTTP_WORKERS".into(), "1".into());
         }
         let settings = Settings::from_sources(app_env, config_dir(), vars).expect("settings");
         let db_settings = settings.database.clone();
         let app = Application::build(settings).await.expect("app builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
+        let address = format!("http://{}", app.address());
         let sandbox = app.sandbox().cloned();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

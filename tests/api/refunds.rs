@@ -338,3 +338,28 @@ async fn refund_refusals() {
     expect_error(response, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     assert_eq!(app.order(&p.token, &p.order).await["refunds"], json!([]));
 }
+
+/// The gateway's refusal text (codes, field names, its Chinese messages) is the operator's:
+/// the buyer's answer carries none of it.
+#[tokio::test]
+async fn a_gateway_refusal_is_not_quoted_to_the_buyer() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let (p, otn) = paid_purchase(&app, 5, 1).await;
+    // The sandbox's record of the trade disagrees with ours, so it refuses the refund with
+    // PARAM_ERROR "total_fee differs from the order".
+    app.sandbox
+        .as_ref()
+        .unwrap()
+        .with_state(|s| s.trades.get_mut(&otn).unwrap().total_fee += 1);
+    let response = app
+        .refund(&p.token, json!({ "orderId": p.order }), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("GATEWAY_ERROR"), "{text}");
+    for gateway_words in ["PARAM_ERROR", "total_fee", "differs", "refused the refund"] {
+        assert!(!text.contains(gateway_words), "{gateway_words} in {text}");
+    }
+}

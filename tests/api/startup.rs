@@ -38,12 +38,14 @@ fn development_default_serves_on_an_sqlite_file_under_data() {
         .local_addr()
         .unwrap()
         .port();
+    let log = dir.path().join("server.log");
     let mut child = Command::new(BINARY)
         .env_clear()
         .env("CONFIG_DIR", crate::helpers::config_dir())
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("NO_COLOR", "1")
         .current_dir(dir.path())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -59,6 +61,52 @@ fn development_default_serves_on_an_sqlite_file_under_data() {
     assert!(dir.path().join("data/pay.db").is_file());
     let token = std::fs::read_to_string(dir.path().join("data/dev-admin-token")).unwrap();
     assert!(token.starts_with("dev-"));
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        output.contains("BUILT-IN SANDBOX") && output.contains("no real money can move"),
+        "the banner says the sandbox is mounted: {output}"
+    );
+}
+
+/// Production refuses a guessable admin token and clear-text gateway URLs before it creates
+/// anything, and says which setting is wrong.
+#[test]
+fn production_refuses_short_admin_tokens_and_plain_http() {
+    let cases = [
+        (vec![("ADMIN_TOKEN", "short-admin-token")], "ADMIN_TOKEN"),
+        (
+            vec![("WECHAT_API_BASE", "http://api.weixin.qq.com")],
+            "WECHAT_API_BASE",
+        ),
+        (vec![("WALLYT_SIGN_TYPE", "SHA256")], "WALLYT_SIGN_TYPE"),
+    ];
+    for (vars, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(BINARY);
+        command
+            .env_clear()
+            .env("APP_ENV", "production")
+            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .env("ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
+            .env("CONFIG_DIR", crate::helpers::config_dir())
+            .env("HTTP_ADDR", "127.0.0.1:0")
+            .current_dir(dir.path());
+        for (name, value) in &vars {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success(), "{named}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("refusing to start") && stderr.contains(named),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("short-admin-token"),
+            "the token is not echoed"
+        );
+        assert!(!dir.path().join("data").exists(), "nothing is created");
+    }
 }
 
 /// A blocking HTTP probe, so this test needs no runtime.

@@ -30,7 +30,7 @@ const NOW: UnixMillis = UnixMillis(1_733_486_700_000);
 async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<tempfile::TempDir>)> {
     let (url, dir) = fresh_database_url(backend).await?;
     let settings = DatabaseSettings {
-        url,
+        url: url.into(),
         max_connections: 5,
         acquire_timeout: std::time::Duration::from_secs(5),
     };

@@ -25,6 +25,7 @@ use super::refund::{
 use super::sign::{sign, verify, SignType};
 use super::trade::{close_fields, parse_query_reply, query_fields, TradeQueryReply};
 use super::xml::{decode, encode, MAX_XML_BYTES};
+use crate::gateway::body::{read_capped, ReadError};
 
 #[derive(Clone, Debug)]
 pub struct WallytConfig {
@@ -235,13 +236,15 @@ impl WallytClient {
         if !status.is_success() {
             return Err(GatewayError::Transport(format!("HTTP {status}")));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_XML_BYTES as u64)
-        {
-            return Err(GatewayError::Garbage("reply larger than 64 KiB".into()));
-        }
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = match read_capped(response, MAX_XML_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge { limit }) => {
+                return Err(GatewayError::Garbage(format!(
+                    "reply larger than {limit} bytes"
+                )))
+            }
+            Err(ReadError::Transport(error)) => return Err(transport_error(error)),
+        };
         let fields = decode(&bytes).map_err(|e| GatewayError::Garbage(e.to_string()))?;
         self.classify(fields)
     }

@@ -6,6 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::config::WechatSettings;
+use crate::gateway::body::{read_capped, ReadError};
+
+/// A `jscode2session` answer is a few hundred bytes; anything near this is not WeChat.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct WechatSession {
@@ -77,12 +81,20 @@ impl WechatClient {
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        // WeChat answers JSON with a text/plain content type, so read text and parse it.
-        let body = response.text().await.map_err(transport_error)?;
         if !status.is_success() {
             return Err(WechatError::Unreachable(format!("HTTP {status}")));
         }
-        let reply: Reply = serde_json::from_str(&body)
+        // WeChat answers JSON with a text/plain content type, so read bytes and parse them.
+        let body = match read_capped(response, MAX_REPLY_BYTES).await {
+            Ok(body) => body,
+            Err(ReadError::TooLarge { limit }) => {
+                return Err(WechatError::Garbage(format!(
+                    "reply larger than {limit} bytes"
+                )))
+            }
+            Err(ReadError::Transport(error)) => return Err(transport_error(error)),
+        };
+        let reply: Reply = serde_json::from_slice(&body)
             .map_err(|e| WechatError::Garbage(format!("not JSON: {e}")))?;
         if reply.errcode != 0 {
             return Err(WechatError::Rejected {

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::http::extractors::MetricsReader;
 use crate::http::openapi::{Envelope, Failure};
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
@@ -54,8 +55,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    security((), ("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String),
+        (status = 401, description = "UNAUTHORIZED (only when METRICS_TOKEN is set)", body = Failure)))]
+pub async fn metrics(_reader: MetricsReader, state: web::Data<AppState>) -> HttpResponse {
     let live = i64::try_from(state.engine.live_actors()).unwrap_or(i64::MAX);
     state.metrics.live_order_actors.set(live);
     let pending = i64::try_from(state.engine.pending_deadlines()).unwrap_or(i64::MAX);
