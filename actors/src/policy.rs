@@ -47,6 +47,25 @@ pub fn on_payment(
     }
 }
 
+/// A new gateway number `{prefix}{order_id}_{millis}`: the clock's millisecond, moved past every
+/// number of the same form the order already used — two trades or refunds of one order made in
+/// the same millisecond (a coarse clock, a fast retry) must never share a number, or the second
+/// would be taken for the first.
+pub fn next_number<'a>(
+    prefix: &str,
+    order_id: i64,
+    now: UnixMillis,
+    used: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let stem = format!("{prefix}{order_id}_");
+    let last = used
+        .into_iter()
+        .filter_map(|no| no.strip_prefix(&stem)?.parse::<i64>().ok())
+        .max();
+    let millis = last.map_or(now.0, |last| now.0.max(last + 1));
+    format!("{stem}{millis}")
+}
+
 /// The automatic refund of a payment the order cannot keep: all of it, under a number derived
 /// from the payment, so that planning it twice finds the first.
 pub fn automatic_refund_no(order_id: i64, payment_id: i64) -> String {
@@ -145,6 +164,18 @@ mod tests {
         assert_eq!(
             decide(OrderStatus::Confirmed, None, soon),
             PaymentEffect::Refund(RefundKind::DoublePayment)
+        );
+    }
+
+    #[test]
+    fn numbers_of_one_order_never_repeat_within_a_millisecond() {
+        let now = UnixMillis(1_000);
+        assert_eq!(next_number("RF", 7, now, []), "RF7_1000");
+        assert_eq!(next_number("RF", 7, now, ["RF7_1000"]), "RF7_1001");
+        assert_eq!(next_number("RF", 7, now, ["RF7_999", "RF7_P3"]), "RF7_1000");
+        assert_eq!(
+            next_number("MP", 7, now, ["RF7_5000", "MP17_9"]),
+            "MP7_1000"
         );
     }
 

@@ -12,6 +12,7 @@ use super::refunds::send_planned_refund;
 use super::Engine;
 use crate::order::{Order, OrderStatus};
 use crate::payment::{Payment, PaymentStatus};
+use crate::policy;
 use crate::ports::{
     ApplyOutcome, GatewayFailure, NewPaymentEvent, NewPrepay, PaymentApplication, PrepayRequest,
     StoreError, TradeStatus,
@@ -60,7 +61,12 @@ pub async fn prepay(
         close_trade(engine, open).await?;
     }
 
-    let out_trade_no = format!("MP{order_id}_{}", now.0);
+    let out_trade_no = policy::next_number(
+        "MP",
+        order_id,
+        now,
+        payments.iter().map(|p| p.out_trade_no.as_str()),
+    );
     let deadline = now.plus(engine.config.prepay_ttl).min(order.expires_at);
     let time_expire = UnixMillis(deadline.0 - deadline.0.rem_euclid(1000));
     let request = PrepayRequest {

@@ -88,7 +88,12 @@ pub async fn refund(
     let new = NewRefund {
         order_id,
         payment_id: payment.id,
-        out_refund_no: format!("RF{order_id}_{}", now.0),
+        out_refund_no: policy::next_number(
+            "RF",
+            order_id,
+            now,
+            refunds.iter().map(|r| r.out_refund_no.as_str()),
+        ),
         amount: taken.amount,
         reason: msg.reason,
         kind: RefundKind::Requested,
