@@ -17,6 +17,8 @@ mod idempotency;
 mod late_payments;
 mod login;
 mod notify;
+mod notify_audit;
+mod notify_flood;
 mod openapi;
 mod orders;
 mod payments;
