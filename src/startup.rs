@@ -30,6 +30,7 @@ use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
 use crate::redis::RedisLocks;
 use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::storage::notify_audit::spawn_rejection_purge;
 use crate::storage::Database;
 
 /// What every handler can reach. Cheap to clone: everything inside is shared.
@@ -77,6 +78,8 @@ pub struct Application {
     db: Database,
     engine: EngineHandle,
     sandbox: Option<Sandbox>,
+    /// The periodic purge of refused notifies; stopped with the application.
+    purge: tokio::task::AbortHandle,
 }
 
 impl Application {
@@ -173,6 +176,11 @@ impl Application {
         );
         let limits = Arc::new(RateLimits::new(&settings.rate_limit));
         RateLimits::spawn_housekeeping(&limits);
+        let purge = spawn_rejection_purge(
+            db.clone(),
+            clock.clone(),
+            settings.notify_rejected_retention,
+        );
         let state = web::Data::new(AppState {
             db: db.clone(),
             jwt: JwtKeys::new(&settings.jwt_secret, settings.jwt_ttl),
@@ -269,6 +277,7 @@ impl Application {
             db,
             engine,
             sandbox,
+            purge,
         })
     }
 
@@ -287,6 +296,7 @@ impl Application {
         AppHandle {
             server: self.server.handle(),
             engine: self.engine.clone(),
+            purge: self.purge.clone(),
         }
     }
 
@@ -298,6 +308,7 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM), then drains and closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.purge.abort();
         self.engine.stop();
         self.db.close().await;
         result
@@ -328,12 +339,14 @@ fn sandbox_clients(
 pub struct AppHandle {
     server: actix_web::dev::ServerHandle,
     engine: EngineHandle,
+    purge: tokio::task::AbortHandle,
 }
 
 impl AppHandle {
     /// Stops accepting requests, lets the running ones finish, then stops the engine.
     pub async fn stop(&self) {
         self.server.stop(true).await;
+        self.purge.abort();
         self.engine.stop();
     }
 }

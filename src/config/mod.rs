@@ -95,6 +95,9 @@ pub struct Settings {
     /// How long an `Idempotency-Key` whose first request never finished (crash, disconnect)
     /// refuses retries before one may take it over.
     pub idempotency_inflight_timeout: Duration,
+    /// How long a notify refused before its signature verified is kept (digest, length,
+    /// first bytes) before the periodic purge deletes it (`NOTIFY_REJECTED_RETENTION`).
+    pub notify_rejected_retention: Duration,
     pub outbound: OutboundHttp,
     /// Token buckets per node (`RATE_LIMIT`, `RATE_LIMIT_IP`, `RATE_LIMIT_USER`).
     pub rate_limit: RateLimitSettings,
@@ -208,6 +211,8 @@ struct Raw {
     expiry_sweep_interval: Duration,
     #[serde(with = "humantime_serde")]
     idempotency_inflight_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    notify_rejected_retention: Duration,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -371,6 +376,7 @@ impl Settings {
                 "IDEMPOTENCY_INFLIGHT_TIMEOUT",
                 raw.idempotency_inflight_timeout,
             ),
+            ("NOTIFY_REJECTED_RETENTION", raw.notify_rejected_retention),
         ] {
             if ttl.is_zero() {
                 return Err(ConfigError::Invalid(format!("{name} must be more than 0")));
@@ -457,6 +463,7 @@ impl Settings {
             late_payment_revive_within: raw.late_payment_revive_within,
             expiry_sweep_interval: raw.expiry_sweep_interval,
             idempotency_inflight_timeout: raw.idempotency_inflight_timeout,
+            notify_rejected_retention: raw.notify_rejected_retention,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,

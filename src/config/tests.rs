@@ -22,6 +22,10 @@ fn contract_defaults_apply() {
         settings.idempotency_inflight_timeout,
         Duration::from_secs(60)
     );
+    assert_eq!(
+        settings.notify_rejected_retention,
+        Duration::from_secs(7 * 86400)
+    );
     assert_eq!(settings.database.url, "sqlite://data/pay.db");
     assert_eq!(settings.wechat.api_base, "https://api.weixin.qq.com");
     assert!(settings.wallyt.is_none());

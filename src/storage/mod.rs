@@ -7,6 +7,7 @@ mod catalog;
 mod expiry;
 mod fence;
 pub mod idempotency;
+pub mod notify_audit;
 mod orders;
 mod payments;
 mod refunds;

@@ -19,6 +19,8 @@ mod late_payments;
 mod login;
 mod nodes;
 mod notify;
+mod notify_audit;
+mod notify_flood;
 mod openapi;
 mod orders;
 mod payments;

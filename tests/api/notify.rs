@@ -18,7 +18,7 @@ on_both_backends!(
 );
 
 /// A purchase with an open prepay; answers its out_trade_no.
-async fn prepaid(app: &TestApp, quantity: i64) -> (Purchase, String) {
+pub(crate) async fn prepaid(app: &TestApp, quantity: i64) -> (Purchase, String) {
     let p = purchase(app, 10, quantity).await;
     let response = app.prepay(&p.token, &p.order, &p.openid).await;
     let otn = expect_status(response, StatusCode::OK).await["data"]["outTradeNo"]
@@ -62,8 +62,14 @@ async fn ten_concurrent_copies_confirm_once(backend: Backend) {
         json!({ "total": 10, "available": 7, "reserved": 0, "sold": 3 })
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM tickets").await, 3);
+    // One whole body; every copy has its verdict event, with the body's digest.
     assert_eq!(
         app.count("SELECT COUNT(*) FROM payment_events WHERE kind = 'notify'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payment_events WHERE kind = 'notify.verdict' AND body_sha256 IS NOT NULL")
             .await,
         10
     );
@@ -72,7 +78,7 @@ async fn ten_concurrent_copies_confirm_once(backend: Backend) {
 }
 
 /// The notify the sandbox would send for this trade, as fields, before signing.
-fn notify_fields(otn: &str, order_id: &Value, total_fee: &str) -> Fields {
+pub(crate) fn notify_fields(otn: &str, order_id: &Value, total_fee: &str) -> Fields {
     Fields::new()
         .with("version", "2.0")
         .with("charset", "UTF-8")
@@ -89,7 +95,7 @@ fn notify_fields(otn: &str, order_id: &Value, total_fee: &str) -> Fields {
         .with("time_end", "20240601120512")
 }
 
-fn signed(app: &TestApp, fields: Fields) -> String {
+pub(crate) fn signed(app: &TestApp, fields: Fields) -> String {
     let key: SecretString = app.sandbox.as_ref().unwrap().config().key.clone();
     let signature = sign(&fields, SignType::Md5, &key);
     encode(&fields.with("sign", signature))
@@ -180,7 +186,8 @@ async fn invalid_notifies_change_nothing(backend: Backend) {
         app.order(&p.token, &p.order).await["status"],
         json!("CONFIRMED")
     );
-    let invalid = "SELECT COUNT(*) FROM payment_events WHERE verdict = 'invalid_signature'";
+    // Refused before verifying: summarised in notify_rejections, never in payment_events.
+    let invalid = "SELECT COUNT(*) FROM notify_rejections WHERE verdict = 'invalid_signature'";
     assert_eq!(app.count(invalid).await, 3);
 }
 

@@ -167,9 +167,10 @@ impl WallytClient {
         parse_refund_query_reply(&reply)
     }
 
-    /// Verifies a notify body with our key and merchant id.
+    /// Verifies a notify body with our key, merchant id and sign type.
     pub fn verify_notify(&self, body: &[u8]) -> Result<(PaymentNotify, Fields), NotifyError> {
-        verify_notify(body, &self.inner.config.mch_id, &self.inner.config.key)
+        let config = &self.inner.config;
+        verify_notify(body, &config.mch_id, &config.key, config.sign_type)
     }
 
     #[tracing::instrument(name = "wallyt.call", skip_all, fields(service = service.name(), out_trade_no = trade_no))]

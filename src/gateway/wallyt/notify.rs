@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use wallyt_pay_actors::{Fen, UnixMillis};
 
 use super::fields::Fields;
-use super::sign::{declared_sign_type, verify};
+use super::sign::{verify, SignType};
 use super::time::parse_gmt8;
 use super::trade::parse_fen;
 use super::xml::{decode, XmlError};
@@ -28,6 +28,13 @@ pub enum NotifyError {
     Malformed(#[from] XmlError),
     #[error("notify signature is missing or invalid")]
     InvalidSignature,
+    /// The notify declares a sign type other than ours. Refused even when it would verify
+    /// under the declared one: accepting it would let a sender pick the weakest algorithm.
+    #[error("notify declares sign_type {declared:?}, ours is {ours}")]
+    SignTypeMismatch {
+        declared: String,
+        ours: &'static str,
+    },
     #[error("notify is for another merchant")]
     ForeignMerchant,
     #[error("notify has no out_trade_no")]
@@ -36,14 +43,37 @@ pub enum NotifyError {
     IncompletePayment,
 }
 
+impl NotifyError {
+    /// Whether the notify was refused before its signature (with our key, for our merchant)
+    /// was established: then nothing in it can be trusted, and anyone can send it in bulk.
+    pub fn unverified(&self) -> bool {
+        match self {
+            NotifyError::Malformed(_)
+            | NotifyError::InvalidSignature
+            | NotifyError::SignTypeMismatch { .. }
+            | NotifyError::ForeignMerchant => true,
+            NotifyError::MissingOutTradeNo | NotifyError::IncompletePayment => false,
+        }
+    }
+}
+
 pub fn verify_notify(
     body: &[u8],
     mch_id: &str,
     key: &SecretString,
+    ours: SignType,
 ) -> Result<(PaymentNotify, Fields), NotifyError> {
     let fields = decode(body)?;
-    let sign_type = declared_sign_type(&fields).map_err(|_| NotifyError::InvalidSignature)?;
-    if !verify(&fields, sign_type, key) {
+    // An absent sign_type means MD5 (protocol §1). Only our configured type is verified: no
+    // downgrade to whatever the sender declares.
+    let declared = fields.get("sign_type").unwrap_or("MD5");
+    if declared != ours.as_str() {
+        return Err(NotifyError::SignTypeMismatch {
+            declared: declared.chars().take(16).collect(),
+            ours: ours.as_str(),
+        });
+    }
+    if !verify(&fields, ours, key) {
         return Err(NotifyError::InvalidSignature);
     }
     if fields.get("mch_id") != Some(mch_id) {
@@ -91,7 +121,7 @@ mod tests {
     }
 
     fn check(body: &[u8]) -> Result<PaymentNotify, NotifyError> {
-        verify_notify(body, "7551000001", &SecretString::from(KEY)).map(|(n, _)| n)
+        verify_notify(body, "7551000001", &SecretString::from(KEY), SignType::Md5).map(|(n, _)| n)
     }
 
     #[test]
@@ -119,6 +149,20 @@ mod tests {
         let foreign = signed(tv3().with("mch_id", "7551000002"));
         assert_eq!(check(&foreign), Err(NotifyError::ForeignMerchant));
         assert!(matches!(check(b"<xml><a>"), Err(NotifyError::Malformed(_))));
+    }
+
+    #[test]
+    fn only_our_sign_type_is_verified() {
+        let key = SecretString::from(KEY);
+        let fields = tv3().with("sign_type", "SHA256");
+        let sha = sign(&fields, SignType::Sha256, &key);
+        let body = encode(&fields.with("sign", sha)).into_bytes();
+        assert!(matches!(
+            check(&body),
+            Err(NotifyError::SignTypeMismatch { .. })
+        ));
+        // The same body verifies when SHA256 is the configured type.
+        assert!(verify_notify(&body, "7551000001", &key, SignType::Sha256).is_ok());
     }
 
     #[test]

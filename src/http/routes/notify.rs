@@ -1,16 +1,24 @@
-//! `POST /payments/wallyt/notify`: Wallyt's signed XML callback. The raw body is stored first
-//! (the audit log is append-only), then verified — signature over every field, our merchant,
-//! the trade, the order it names, the amount — and only then handed to the order's actor,
-//! which applies it in one transaction, exactly once. The answer is plain `success` (applied,
-//! or already applied) or `fail` (the gateway will retry).
+//! `POST /payments/wallyt/notify`: Wallyt's signed XML callback. It is verified first —
+//! our sign type, the signature over every field, our merchant — because what is stored
+//! depends on it (see `storage::notify_audit`): a notify refused before it verifies is kept
+//! only as digest, length, first bytes and verdict, for a limited time; a verified one is
+//! stored whole once, before it is applied, and its copies and retries are recorded as
+//! verdict events carrying the body's SHA-256. Then the trade, the order it names and the
+//! amount are checked, and the payment is handed to the order's actor, which applies it in
+//! one transaction, exactly once. The answer is plain `success` (applied, or already
+//! applied) or `fail` (the gateway will retry).
 
 use actix_web::web::{Bytes, Data};
 use actix_web::HttpResponse;
 use wallyt_pay_actors::engine::ApplyPaid;
-use wallyt_pay_actors::ports::{ApplyOutcome, NewPaymentEvent, OrderStore, PaymentApplication};
+use wallyt_pay_actors::ports::{ApplyOutcome, OrderStore, PaymentApplication};
 
-use crate::gateway::wallyt::notify::NotifyError;
+use crate::gateway::wallyt::notify::{NotifyError, PaymentNotify};
+use crate::gateway::wallyt::sign::string_to_sign;
+use crate::gateway::wallyt::xml::XmlError;
+use crate::gateway::wallyt::Fields;
 use crate::startup::AppState;
+use crate::storage::notify_audit::{sha256_hex, NotifyVerdict, VerifiedNotify};
 
 fn answer(accepted: bool) -> HttpResponse {
     HttpResponse::Ok()
@@ -41,63 +49,101 @@ fn refuse(name: &'static str, order_id: Option<i64>, out_trade_no: Option<String
         description = "`success` (applied, or already applied) or `fail` (the gateway retries)")))]
 pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
     let now = state.clock.now();
-    let received = NewPaymentEvent {
-        kind: "notify".into(),
-        order_id: None,
-        out_trade_no: None,
-        verdict: "received".into(),
-        raw: String::from_utf8_lossy(&body).into_owned(),
+    let count = |name: &str| state.metrics.notifies.with_label_values(&[name]).inc();
+    let verified = match authenticate(&state, &body) {
+        Ok(verified) => verified,
+        Err(name) => {
+            count(name);
+            if let Err(error) = state.db.record_notify_rejection(&body, name, now).await {
+                tracing::error!(event = "wallyt.notify.not_stored", %error);
+            }
+            return answer(false);
+        }
     };
-    if let Err(error) = state.db.append_event(&received, now).await {
+    let digest = sha256_hex(&body);
+    // Audit first: a verified body that cannot be stored is not applied (the gateway retries).
+    let usable = verified.as_ref().ok();
+    let key = usable.map(|(notify, fields)| notify_key(&notify.out_trade_no, fields));
+    let stored = VerifiedNotify {
+        body: &body,
+        body_sha256: &digest,
+        out_trade_no: usable.map(|(notify, _)| notify.out_trade_no.as_str()),
+        notify_key: key.as_deref(),
+    };
+    if let Err(error) = state.db.store_verified_notify(&stored, now).await {
         tracing::error!(event = "wallyt.notify.not_stored", %error);
         return answer(false);
     }
-    let verdict = judge(&state, &body).await;
-    state
-        .metrics
-        .notifies
-        .with_label_values(&[verdict.name])
-        .inc();
-    let event = NewPaymentEvent {
-        kind: "notify.verdict".into(),
-        order_id: verdict.order_id,
-        out_trade_no: verdict.out_trade_no.clone(),
-        verdict: verdict.name.into(),
-        raw: String::new(),
+    let verdict = match verified {
+        Ok((notify, _)) => judge(&state, notify).await,
+        Err(name) => refuse(name, None, None),
     };
-    if let Err(error) = state.db.append_event(&event, state.clock.now()).await {
+    count(verdict.name);
+    let event = NotifyVerdict {
+        order_id: verdict.order_id,
+        out_trade_no: verdict.out_trade_no.as_deref(),
+        verdict: verdict.name,
+        body_sha256: &digest,
+    };
+    if let Err(error) = state
+        .db
+        .record_notify_verdict(&event, state.clock.now())
+        .await
+    {
         tracing::error!(event = "wallyt.notify.not_stored", %error);
     }
     answer(verdict.accepted)
 }
 
-async fn judge(state: &AppState, body: &[u8]) -> Verdict {
+/// Names a notify by its trade and every signed fact in it but the nonce: copies (concurrent,
+/// or the gateway's retries with a new nonce_str) share the key, so one whole body is kept;
+/// a notify saying anything else about the trade (a failed payment, then a paid one; another
+/// amount) is a different fact and is stored too.
+fn notify_key(out_trade_no: &str, fields: &Fields) -> String {
+    let mut facts = fields.clone();
+    facts.remove("nonce_str");
+    let facts = sha256_hex(string_to_sign(&facts).as_bytes());
+    format!("{out_trade_no}|{facts}")
+}
+
+/// `Err(verdict)`: refused before the signature verified (untrusted, stored as a summary).
+/// `Ok(Err(verdict))`: verified, but unusable. `Ok(Ok(..))`: verified and complete.
+type Authenticated = Result<Result<(PaymentNotify, Fields), &'static str>, &'static str>;
+
+fn authenticate(state: &AppState, body: &[u8]) -> Authenticated {
     let Some(wallyt) = &state.wallyt else {
         tracing::error!(event = "wallyt.notify.not_configured");
-        return refuse("not_configured", None, None);
+        return Err("not_configured");
     };
-    let notify = match wallyt.client.verify_notify(body) {
-        Ok((notify, _)) => notify,
-        Err(error) => {
-            let name = match error {
-                NotifyError::InvalidSignature => "invalid_signature",
-                NotifyError::Malformed(_) => "malformed",
-                NotifyError::ForeignMerchant => "foreign_merchant",
-                NotifyError::MissingOutTradeNo => "missing_order_id",
-                NotifyError::IncompletePayment => "incomplete",
-            };
-            match name {
-                "invalid_signature" => {
-                    tracing::warn!(event = "wallyt.notify.invalid_signature", %error)
-                }
-                "missing_order_id" => {
-                    tracing::warn!(event = "wallyt.notify.missing_order_id", %error)
-                }
-                _ => tracing::warn!(event = "wallyt.notify.rejected", verdict = name, %error),
-            }
-            return refuse(name, None, None);
+    let error = match wallyt.client.verify_notify(body) {
+        Ok(verified) => return Ok(Ok(verified)),
+        Err(error) => error,
+    };
+    let name = match error {
+        NotifyError::InvalidSignature => "invalid_signature",
+        NotifyError::SignTypeMismatch { .. } => "sign_type_mismatch",
+        NotifyError::Malformed(XmlError::TooLarge) => "oversized",
+        NotifyError::Malformed(_) => "malformed",
+        NotifyError::ForeignMerchant => "foreign_merchant",
+        NotifyError::MissingOutTradeNo => "missing_order_id",
+        NotifyError::IncompletePayment => "incomplete",
+    };
+    match name {
+        // A declared sign type other than ours is a signature we refuse to check.
+        "invalid_signature" | "sign_type_mismatch" => {
+            tracing::warn!(event = "wallyt.notify.invalid_signature", verdict = name, %error)
         }
-    };
+        "missing_order_id" => tracing::warn!(event = "wallyt.notify.missing_order_id", %error),
+        _ => tracing::warn!(event = "wallyt.notify.rejected", verdict = name, %error),
+    }
+    if error.unverified() {
+        Err(name)
+    } else {
+        Ok(Err(name))
+    }
+}
+
+async fn judge(state: &AppState, notify: PaymentNotify) -> Verdict {
     let otn = notify.out_trade_no.clone();
     let payment = match state.db.payment_by_out_trade_no(&otn).await {
         Ok(Some(payment)) => payment,
