@@ -24,6 +24,13 @@ on_both_backends!(
 
 type Rejection = (String, i64, Vec<u8>, String);
 
+/// Stops the application and closes both pools: the PostgreSQL server's connection slots
+/// are shared by the whole suite, and a finished test must not keep holding them.
+pub async fn finish(app: TestApp) {
+    app.handle.stop().await;
+    app.db.close().await;
+}
+
 async fn rejections(app: &TestApp) -> Vec<Rejection> {
     sqlx::query_as(
         "SELECT body_sha256, body_len, body_prefix, verdict FROM notify_rejections ORDER BY id",
@@ -71,6 +78,7 @@ async fn refused_notifies_are_kept_as_a_summary(backend: Backend) {
     );
     // Never whole, anywhere: payment_events holds nothing of them.
     assert_eq!(app.count("SELECT COUNT(*) FROM payment_events").await, 0);
+    finish(app).await;
 }
 
 async fn a_verified_notify_is_stored_whole_once(backend: Backend) {
@@ -125,6 +133,7 @@ async fn a_verified_notify_is_stored_whole_once(backend: Backend) {
         2
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM notify_rejections").await, 0);
+    finish(app).await;
 }
 
 async fn old_rejections_are_purged(backend: Backend) {
@@ -159,6 +168,7 @@ async fn old_rejections_are_purged(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) FROM notify_rejections").await, 0);
     // Verified notifies are never purged (payment_events stays append-only).
     assert_eq!(app.count("SELECT COUNT(*) FROM payment_events").await, 0);
+    finish(app).await;
 }
 
 async fn a_declared_sign_type_other_than_ours_is_refused(backend: Backend) {
@@ -186,6 +196,7 @@ async fn a_declared_sign_type_other_than_ours_is_refused(backend: Backend) {
         .notify_raw(signed(&app, notify_fields(&otn, &p.order, "5000")))
         .await;
     assert_eq!(answer, "success");
+    finish(app).await;
 }
 
 /// The contract's bound: 2,000 unsigned 32 KiB bodies grow a PostgreSQL database by under
@@ -214,6 +225,7 @@ async fn two_thousand_unsigned_bodies_grow_postgres_by_under_two_mib() {
         app.count("SELECT COUNT(*) FROM notify_rejections").await,
         2000
     );
+    finish(app).await;
 }
 
 /// A well-formed notify without a signature, padded to `len` bytes, distinct per `i`.

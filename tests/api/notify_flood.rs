@@ -81,6 +81,7 @@ async fn a_thousand_forgeries_do_not_delay_a_genuine_notify(backend: Backend) {
         app.count("SELECT COUNT(*) FROM notify_rejections").await,
         1000
     );
+    crate::notify_audit::finish(app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,4 +98,5 @@ async fn benchmark() {
         started.elapsed()
     );
     assert!(during < quiet + Duration::from_secs(1));
+    crate::notify_audit::finish(app).await;
 }
