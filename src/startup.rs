@@ -346,7 +346,22 @@ impl AppHandle {
     /// Stops accepting requests, lets the running ones finish, then stops the engine.
     pub async fn stop(&self) {
         self.server.stop(true).await;
+        self.stop_background();
+    }
+
+    /// Stops what runs beside the server (the engine's thread, the purge task) without
+    /// waiting: for a caller that cannot await, e.g. a test dropping its app. The engine's
+    /// thread holds a handle on the database pool; stopping it lets the pool close.
+    pub fn stop_background(&self) {
         self.purge.abort();
         self.engine.stop();
+    }
+
+    /// Tells the server to stop at once (its workers let go of their database handles) and
+    /// stops the background work, without waiting: for a caller that cannot await.
+    pub fn stop_now(&self) {
+        // actix sends the stop command when `stop` is called; the future only awaits it.
+        drop(self.server.stop(false));
+        self.stop_background();
     }
 }

@@ -89,6 +89,14 @@ pub struct TestApp {
     _db_dir: Option<TempDir>,
 }
 
+/// A finished test lets go of its app: the engine's thread (which holds a pool of database
+/// connections) stops, so a long run does not pile up connections on a shared PostgreSQL.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.handle.stop_now();
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         TestApp::spawn_with(backend, |_| {}).await
