@@ -169,3 +169,38 @@ async fn a_refund_left_processing_by_a_dead_node_is_finished_by_a_live_one() {
     assert_eq!(order["refunds"][0]["status"], json!("SUCCESS"));
     assert_eq!(sandbox.with_state(|s| s.trades[&otn].refunds.len()), 1);
 }
+
+/// A full refund whose answer was lost cancelled the order meanwhile; the retry under the same
+/// key answers that refund — before, the order's new status answered 400 INVALID_ORDER_STATUS
+/// and the client never learnt its money was back.
+#[tokio::test]
+async fn a_retry_after_the_refund_cancelled_the_order_answers_the_refund() {
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
+        vars.insert("HTTP_TIMEOUT".into(), "400ms".into());
+        vars.insert("REFUND_POLL_INTERVAL".into(), "100ms".into());
+    })
+    .await
+    .unwrap();
+    let (p, otn) = paid_purchase(&app, 10, 2).await;
+    app.sandbox_faults(Some(&otn), json!({ "gateway_slow_ms": 1000 }))
+        .await;
+    let body = json!({ "orderId": p.order });
+    expect_error(
+        app.refund(&p.token, body.clone(), Some("all-of-it")).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "GATEWAY_TIMEOUT",
+    )
+    .await;
+    app.sandbox_faults(Some(&otn), json!({})).await;
+    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
+    assert_eq!(order["status"], json!("CANCELLED"), "{order}");
+    let retried = expect_status(
+        app.refund(&p.token, body, Some("all-of-it")).await,
+        StatusCode::OK,
+    )
+    .await["data"]
+        .clone();
+    assert_eq!(retried["status"], json!("SUCCESS"));
+    assert_eq!(retried["refundAmount"], json!(100.0));
+    assert_eq!(sandbox_refunds(&app, &otn).await.len(), 1);
+}

@@ -165,7 +165,9 @@ async fn send_refund(
     reason: Option<String>,
     request_key: Option<String>,
 ) -> Result<RefundAnswer, ApiError> {
-    if order.status != OrderStatus::Confirmed {
+    // A retry under a key goes to the engine whatever the order's state: the refund it made may
+    // have cancelled the order, and the retry must answer that refund, not "not CONFIRMED".
+    if request_key.is_none() && order.status != OrderStatus::Confirmed {
         return Err(ApiError::InvalidOrderStatus(format!(
             "order is {}; only CONFIRMED orders can be refunded",
             order.status.as_str()
