@@ -23,6 +23,7 @@ pub mod payment;
 pub mod policy;
 pub mod ports;
 pub mod refund;
+pub mod sim;
 pub mod ticket;
 pub mod time;
 pub mod user;
