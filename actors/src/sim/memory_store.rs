@@ -192,6 +192,11 @@ impl MemoryStore {
         self.state.lock().unwrap().clone()
     }
 
+    /// Looks at everything without copying it.
+    pub fn inspect<T>(&self, look: impl FnOnce(&State) -> T) -> T {
+        look(&self.state.lock().unwrap())
+    }
+
     /// Takes the transitions recorded since the last call.
     pub fn drain_transitions(&self) -> Vec<Transition> {
         std::mem::take(&mut self.state.lock().unwrap().transitions)

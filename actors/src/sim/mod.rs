@@ -14,6 +14,7 @@ pub mod node;
 pub mod world;
 
 pub use memory_store::{Guards, MemoryStore};
+pub use world::{run_seed, SeedReport, SimConfig};
 
 use crate::time::{Clock, UnixMillis};
 
