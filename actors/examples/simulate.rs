@@ -1,7 +1,7 @@
 //! The deterministic simulator of the engine (issue 9).
 //!
 //! `cargo run --release -p wallyt-pay-actors --example simulate -- --seeds N [--seed S]
-//! [--steps-per-seed K]`
+//! [--steps-per-seed K] [--without GUARD] [--split-brain]`
 //!
 //! Runs seeds S, S+1, … S+N−1 (S defaults to 0); each failing seed prints itself (seed, step,
 //! invariant, trace) and replays exactly with `--seeds 1 --seed <seed>`. Ends with
@@ -25,6 +25,11 @@ fn main() {
             "--seeds" => seeds = value(),
             "--seed" => first = value(),
             "--steps-per-seed" => config.steps = value() as usize,
+            "--split-brain" => config.split_brain = true,
+            // A mutation: the store without one of its guards (see `Guards::names`).
+            "--without" => {
+                config.guards = wallyt_pay_actors::sim::Guards::without(&args.next().unwrap_or_default())
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);

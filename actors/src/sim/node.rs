@@ -43,23 +43,28 @@ pub struct SimLocks {
     next_token: AtomicU64,
     clock: Arc<dyn Clock>,
     wait: Duration,
+    split_brain: bool,
 }
 
 impl SimLocks {
-    pub fn new(clock: Arc<dyn Clock>, wait: Duration) -> SimLocks {
+    /// `split_brain`: every request gets a lease (with a fresh, larger fence) even while
+    /// another node holds one — the lock service failed open. The store's guards are then
+    /// the only line; the mutation tests use it to show each guard is needed on its own.
+    pub fn new(clock: Arc<dyn Clock>, wait: Duration, split_brain: bool) -> SimLocks {
         SimLocks {
             held: Mutex::default(),
             fences: Mutex::default(),
             next_token: AtomicU64::new(1),
             clock,
             wait,
+            split_brain,
         }
     }
 
     fn take(&self, key: &str, ttl: Duration) -> Option<Lease> {
         let mut held = self.held.lock().unwrap();
         let now = Instant::now();
-        if held.get(key).is_some_and(|(_, until)| *until > now) {
+        if !self.split_brain && held.get(key).is_some_and(|(_, until)| *until > now) {
             return None;
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed).to_string();
@@ -127,9 +132,20 @@ impl LockManager for SimLocks {
 pub struct Life {
     alive: Arc<AtomicBool>,
     activity: Arc<AtomicU64>,
+    network: Arc<Mutex<SimRng>>,
 }
 
 impl Life {
+    /// The way to the store takes a while: other tasks may run in between (0 to 2 turns of
+    /// the scheduler, drawn from the seed). Without it an in-memory call never yields and two
+    /// nodes could never interleave between a read and the guarded write that follows it.
+    async fn round_trip(&self) {
+        let turns = self.network.lock().unwrap().below(3);
+        for _ in 0..turns {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         self.activity.fetch_add(1, Ordering::Relaxed);
         if self.alive.load(Ordering::Relaxed) {
@@ -149,6 +165,7 @@ pub struct NodeStore {
 macro_rules! through {
     ($self:ident, $call:expr) => {{
         $self.life.check()?;
+        $self.life.round_trip().await;
         let answer = $call.await;
         // A node that died during the call never hears its answer.
         $self.life.check()?;
@@ -352,6 +369,7 @@ pub struct Shared {
     pub locks: Arc<SimLocks>,
     pub clock: Arc<dyn Clock>,
     pub activity: Arc<AtomicU64>,
+    pub network: Arc<Mutex<SimRng>>,
     pub config: EngineConfig,
 }
 
@@ -362,6 +380,7 @@ impl Node {
         let life = Life {
             alive: alive.clone(),
             activity: shared.activity.clone(),
+            network: shared.network.clone(),
         };
         let store: Arc<dyn OrderStore> = Arc::new(NodeStore {
             store: shared.store.clone(),

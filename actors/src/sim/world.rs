@@ -43,6 +43,8 @@ pub struct SimConfig {
     /// Per thousand steps.
     pub crash: u32,
     pub lose_lease: u32,
+    /// The lock service grants every lease (see `SimLocks::new`).
+    pub split_brain: bool,
     /// Steps the calm-down phase may take before what is still open is a violation.
     pub calm_budget: usize,
 }
@@ -60,7 +62,8 @@ impl Default for SimConfig {
             gateway: GatewayRates::default(),
             max_orders: 24,
             crash: 6,
-            lose_lease: 6,
+            lose_lease: 15,
+            split_brain: false,
             calm_budget: 4_000,
         }
     }
@@ -99,6 +102,8 @@ struct World {
     ticket_types: Vec<i64>,
     orders: Vec<i64>,
     client: Rc<RefCell<Client>>,
+    /// Requests sent and not answered yet.
+    inflight: Rc<std::cell::Cell<usize>>,
     trace: VecDeque<String>,
     step: usize,
     next_key: u64,
@@ -111,9 +116,13 @@ pub fn run_seed(seed: u64, config: &SimConfig) -> SeedReport {
     let report = system.block_on(async move {
         tokio::time::pause();
         let mut world = World::new(seed, config).await;
-        world.run().await
+        let report = world.run().await;
+        // Stopped while the runtime still runs: dropping live actors' timers after the
+        // runtime is gone panics inside actix.
+        actix::System::current().stop();
+        report
     });
-    drop(system);
+    let _ = system.run();
     report
 }
 
@@ -159,7 +168,7 @@ impl World {
             activity.clone(),
         ));
         let engine = engine_config();
-        let locks = Arc::new(SimLocks::new(clock.clone(), engine.lease_wait));
+        let locks = Arc::new(SimLocks::new(clock.clone(), engine.lease_wait, config.split_brain));
         let now = clock.now();
         let user = store
             .upsert_user("buyer", None, now)
@@ -186,6 +195,7 @@ impl World {
             locks,
             clock,
             activity,
+            network: Arc::new(std::sync::Mutex::new(rng.fork())),
             config: engine,
         };
         let nodes = (0..config.nodes)
@@ -202,6 +212,7 @@ impl World {
             ticket_types,
             orders: Vec::new(),
             client: Rc::default(),
+            inflight: Rc::default(),
             trace: VecDeque::new(),
             step: 0,
             next_key: 0,
@@ -428,6 +439,29 @@ impl World {
         }
     }
 
+    /// Runs a buyer's (or the gateway's) request as its own task, after its network delay;
+    /// counted while in flight, so the calm phase waits for it.
+    fn spawn_request(&mut self, request: impl std::future::Future<Output = ()> + 'static) {
+        let delay = self.network_delay();
+        let inflight = self.inflight.clone();
+        inflight.set(inflight.get() + 1);
+        actix::spawn(async move {
+            tokio::time::sleep(delay).await;
+            request.await;
+            inflight.set(inflight.get() - 1);
+        });
+    }
+
+    /// How long a request travels before it reaches the node: often at once, else up to two
+    /// seconds, so that requests sent in different steps arrive together and interleave.
+    fn network_delay(&mut self) -> Duration {
+        if self.rng.chance(500) {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(self.rng.below(2_000))
+        }
+    }
+
     async fn advance(&mut self) {
         const STEPS_MS: [u64; 8] = [20, 100, 300, 1_000, 3_000, 10_000, 60_000, 240_000];
         let ms = STEPS_MS[self.rng.below(STEPS_MS.len() as u64) as usize];
@@ -482,7 +516,7 @@ impl World {
             openid: "buyer".into(),
             client_ip: "127.0.0.1".into(),
         };
-        actix::spawn(async move {
+        self.spawn_request(async move {
             if let Some(Ok(answer)) = ask(&registry, order_id, msg).await {
                 gateway.mark_known(&answer.payment.out_trade_no);
             }
@@ -544,7 +578,7 @@ impl World {
             reason: None,
             request_key: key.clone(),
         };
-        actix::spawn(async move {
+        self.spawn_request(async move {
             if let (Some(Ok(refund)), Some(key)) = (ask(&registry, order_id, msg).await, key) {
                 client
                     .borrow_mut()
@@ -562,7 +596,7 @@ impl World {
         };
         let (id, registry) = (self.nodes[n].id, self.nodes[n].registry.clone());
         self.note(format!("buyer looks at order {order_id} on node {id}"));
-        actix::spawn(async move {
+        self.spawn_request(async move {
             let _ = ask(&registry, order_id, SyncWithGateway).await;
         });
     }
@@ -582,7 +616,7 @@ impl World {
             notify.out_trade_no, notify.attempts
         ));
         let (gateway, clock) = (self.shared.gateway.clone(), self.shared.clock.clone());
-        actix::spawn(async move {
+        self.spawn_request(async move {
             if !notify_route(&store, &registry, &notify).await {
                 gateway.redeliver(notify, clock.now());
             }
@@ -640,7 +674,7 @@ impl World {
                     .values()
                     .any(|r| r.status == crate::refund::RefundStatus::Processing)
         });
-        if open || self.shared.gateway.pending_notifies() > 0 {
+        if open || self.shared.gateway.pending_notifies() > 0 || self.inflight.get() > 0 {
             self.note("time passes 5000 ms".into());
             tokio::time::sleep(Duration::from_secs(5)).await;
             return true;
