@@ -1,7 +1,7 @@
 //! The deterministic simulator of the engine (issue 9).
 //!
 //! `cargo run --release -p wallyt-pay-actors --example simulate -- --seeds N [--seed S]
-//! [--steps-per-seed K] [--without GUARD] [--split-brain]`
+//! [--steps-per-seed K] [--without GUARD] [--split-brain] [--burst PER_MILLE]`
 //!
 //! Runs seeds S, S+1, … S+N−1 (S defaults to 0); each failing seed prints itself (seed, step,
 //! invariant, trace) and replays exactly with `--seeds 1 --seed <seed>`. Ends with
@@ -26,9 +26,13 @@ fn main() {
             "--seed" => first = value(),
             "--steps-per-seed" => config.steps = value() as usize,
             "--split-brain" => config.split_brain = true,
+            "--burst" => config.burst = value() as u32,
             // A mutation: the store without one of its guards (see `Guards::names`).
             "--without" => {
-                config.guards = wallyt_pay_actors::sim::Guards::without(&args.next().unwrap_or_default())
+                let names = args.next().unwrap_or_default();
+                for name in names.split(',') {
+                    config.guards = config.guards.and_without(name);
+                }
             }
             other => {
                 eprintln!("unknown argument {other}");

@@ -84,7 +84,12 @@ impl Guards {
 
     /// All guards on except `name`.
     pub fn without(name: &str) -> Guards {
-        let mut g = Guards::default();
+        Guards::default().and_without(name)
+    }
+
+    /// These guards, and `name` off too.
+    pub fn and_without(self, name: &str) -> Guards {
+        let mut g = self;
         let flag = match name {
             "fencing" => &mut g.fencing,
             "pay_once" => &mut g.pay_once,
@@ -136,6 +141,9 @@ pub struct State {
     /// The highest fence that wrote each order.
     pub fences: BTreeMap<i64, i64>,
     pub events: usize,
+    /// Writes a guard refused (or would have refused, when switched off): how often the
+    /// simulation reaches the guard at all.
+    pub unguarded: usize,
     pub transitions: Vec<Transition>,
     next_id: i64,
 }
@@ -464,6 +472,9 @@ impl State {
             payment.status,
             PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
         );
+        if !refundable_status || new.amount.get() > left {
+            self.unguarded += 1;
+        }
         if guards.refund_cap && (!refundable_status || new.amount.get() > left) {
             return Err(BeginRefundError::Exceeded {
                 refundable: Fen::new(left.max(0)),

@@ -139,8 +139,17 @@ impl Life {
     /// The way to the store takes a while: other tasks may run in between (0 to 2 turns of
     /// the scheduler, drawn from the seed). Without it an in-memory call never yields and two
     /// nodes could never interleave between a read and the guarded write that follows it.
+    /// Now and then (3%) the database is slow: up to 3 s of simulated time, during which
+    /// other steps (payments, notifies, crashes) happen between a flow's read and its write.
     async fn round_trip(&self) {
-        let turns = self.network.lock().unwrap().below(3);
+        let (turns, slow) = {
+            let mut rng = self.network.lock().unwrap();
+            let slow = rng.chance(30).then(|| rng.below(3_000));
+            (rng.below(3), slow)
+        };
+        if let Some(ms) = slow {
+            tokio::time::sleep(Duration::from_millis(1 + ms)).await;
+        }
         for _ in 0..turns {
             tokio::task::yield_now().await;
         }
