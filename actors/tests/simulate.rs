@@ -49,6 +49,8 @@ fn a_seed_replays_exactly() {
 }
 
 /// The first seed (from 0, at most `seeds`) whose run breaks an invariant without `guard`.
+/// Only real violations count: a seed stopped by an allow-listed engine bug proves nothing
+/// about the guard.
 fn caught_without(guard: &str, config: SimConfig, seeds: u64) -> u64 {
     let config = SimConfig {
         guards: Guards::without(guard),
@@ -57,7 +59,7 @@ fn caught_without(guard: &str, config: SimConfig, seeds: u64) -> u64 {
     (0..seeds)
         .find(|seed| {
             let report = run_seed(*seed, &config);
-            report.violation.is_some() || report.known_bug.is_some()
+            report.violation.is_some()
         })
         .unwrap_or_else(|| panic!("no violation in {seeds} seeds without the {guard} guard"))
 }
@@ -84,12 +86,14 @@ fn without_the_expire_guard_an_order_expires_with_money_on_the_way() {
 
 #[test]
 fn without_unique_keys_a_refund_is_made_twice() {
-    caught_without("unique_keys", SimConfig::default(), 150);
+    // Two refunds under one out_refund_no need two requests of one order in one millisecond:
+    // the hostile world (every request twice) makes that common.
+    caught_without("unique_keys", SimConfig::hostile(), 40);
 }
 
 #[test]
 fn without_the_refund_cap_refunds_exceed_the_payment() {
     // Behind working leases a buyer's refunds of one order never overlap: the cap is the
     // line that holds when the lock service fails open.
-    caught_without("refund_cap", SimConfig::hostile(), 150);
+    caught_without("refund_cap", SimConfig::hostile(), 120);
 }

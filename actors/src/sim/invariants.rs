@@ -177,6 +177,12 @@ fn money_in_store(store: &State) -> Result<(), Violation> {
 /// The store never believes in money the gateway did not move, and every refund the gateway
 /// knows was recorded first (so it is never made twice nor forgotten).
 fn store_agrees_with_gateway(store: &State, gateway: &GatewayState) -> Result<(), Violation> {
+    if let Some(no) = gateway.reused_refund_numbers.first() {
+        return fail(
+            "one-effect-per-refund-number",
+            format!("{no} was sent for two different refunds"),
+        );
+    }
     for p in store.payments.values() {
         if !p.status.money_received() {
             continue;

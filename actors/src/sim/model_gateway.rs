@@ -142,6 +142,9 @@ pub struct GatewayState {
     pub trades: BTreeMap<String, Trade>,
     pub refunds: BTreeMap<String, GwRefund>,
     pub notifies: Vec<Notify>,
+    /// Refund requests that reused an out_refund_no for a different refund (another trade or
+    /// amount): the gateway treats them as the first, so the second refund never happens.
+    pub reused_refund_numbers: Vec<String>,
     parked: BTreeMap<u64, (usize, Call)>,
     next_call: u64,
     next_tx: u64,

@@ -32,10 +32,12 @@ use crate::time::{Clock, UnixMillis};
 pub const KNOWN_ENGINE_BUGS: &[(&str, &str)] = &[(
     "one-refund-per-request",
     "refunds::refund names a refund `RF{order}_{now_ms}`: two refund requests of one order in \
-     the same millisecond get the same out_refund_no, and the second one's begin_refund \
-     answers Exists with the FIRST request's refund, which refunds::refund then answers as its \
-     own (it assumes 'the same request raced itself'). The second request's refund is never \
-     made; a retry of its key makes it then. Replay: --seeds 1 --seed 290 with burst 1000.",
+     the same millisecond (different Idempotency-Keys) get the same out_refund_no; the \
+     second one's begin_refund answers Exists with the FIRST request's refund, and \
+     refunds::refund answers it as its own (it assumes 'the same request raced itself'). The \
+     second request's refund is never made nor bound to its key; a retry of that key makes \
+     it then, so one key is answered with two refunds. Replay: \
+     `--seeds 1 --seed 52 --burst 1000 --split-brain` (k1 and k2 at t=66.405 s).",
 )];
 
 #[derive(Clone, Debug)]
