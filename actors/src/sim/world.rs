@@ -36,8 +36,11 @@ pub const KNOWN_ENGINE_BUGS: &[(&str, &str)] = &[(
      second one's begin_refund answers Exists with the FIRST request's refund, and \
      refunds::refund answers it as its own (it assumes 'the same request raced itself'). The \
      second request's refund is never made nor bound to its key; a retry of that key makes \
-     it then, so one key is answered with two refunds. Replay: \
-     `--seeds 1 --seed 52 --burst 1000 --split-brain` (k1 and k2 at t=66.405 s).",
+     it then, so one key is answered with two refunds. Working leases do not prevent it: in \
+     `--seeds 1 --seed 1234` (default world) k1's begin_refund commits but its answer is \
+     lost, its flow fails at once, and k2 and k4, queued on the same order, run in the same \
+     millisecond and are both answered with k1's refund. Also \
+     `--seeds 1 --seed 52 --burst 1000 --split-brain`.",
 )];
 
 #[derive(Clone, Debug)]
