@@ -78,7 +78,7 @@ impl SimConfig {
 impl Default for SimConfig {
     fn default() -> SimConfig {
         SimConfig {
-            steps: 400,
+            steps: 460,
             nodes: 2,
             guards: Guards::default(),
             store_faults: FaultRates {
