@@ -24,6 +24,7 @@ pub mod payment;
 pub mod policy;
 pub mod ports;
 pub mod refund;
+pub mod sim;
 pub mod ticket;
 pub mod ticket_refund;
 pub mod time;
