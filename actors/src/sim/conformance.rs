@@ -14,7 +14,7 @@ use crate::payment::{Payment, PaymentStatus};
 use crate::policy;
 use crate::ports::{
     ApplyOutcome, BeginRefundError, CatalogStore, Fence, FinishOutcome, NewPrepay, NewRefund,
-    OrderStore, PaymentApplication, PaymentRules, RefundResult, StoreError,
+    OrderStore, PaymentApplication, PaymentRules, PendingLimits, RefundResult, StoreError,
 };
 use crate::refund::{Refund, RefundKind, RefundStatus};
 use crate::time::UnixMillis;
@@ -48,7 +48,7 @@ async fn order<S: ConformanceStore + ?Sized>(store: &S, user: i64, tt: i64, qty:
     }];
     let expires = NOW.plus(Duration::from_secs(900));
     store
-        .create_order(user, &lines, expires, NOW)
+        .create_order(user, &lines, PendingLimits::OFF, expires, NOW)
         .await
         .expect("order created")
 }
@@ -108,6 +108,8 @@ fn requested(payment: &Payment, no: &str, amount: i64, key: Option<&str>) -> New
         reason: None,
         kind: RefundKind::Requested,
         request_key: key.map(str::to_owned),
+        ticket_ids: Vec::new(),
+        operator: None,
     }
 }
 
@@ -438,7 +440,9 @@ pub async fn stock_is_never_oversold<S: ConformanceStore + ?Sized>(store: &S, us
         ticket_type_id: tt,
         quantity: 2,
     }];
-    let refused = store.create_order(user, &lines, NOW, NOW).await;
+    let refused = store
+        .create_order(user, &lines, PendingLimits::OFF, NOW, NOW)
+        .await;
     assert!(refused.is_err(), "only 1 left: {refused:?}");
     assert_eq!(stock(store, tt).await, (1, 2, 0));
 }

@@ -87,31 +87,65 @@ fn stock(store: &State) -> Result<(), Violation> {
     let mut sold: BTreeMap<i64, i64> = BTreeMap::new();
     let mut reserved: BTreeMap<i64, i64> = BTreeMap::new();
     for order in store.orders.values() {
-        let into = match order.status {
-            OrderStatus::Confirmed => &mut sold,
-            OrderStatus::Pending => &mut reserved,
-            OrderStatus::Cancelled => continue,
-        };
-        for item in &order.items {
-            *into.entry(item.ticket_type_id).or_default() += item.quantity;
-        }
-        let valid = store
+        let tickets: Vec<_> = store
             .tickets
             .values()
-            .filter(|t| t.order_id == order.id && t.status == "VALID")
-            .count() as i64;
-        let expected = if order.status == OrderStatus::Confirmed {
-            order.items.iter().map(|i| i.quantity).sum()
-        } else {
-            0
-        };
-        ensure!(
-            valid == expected,
-            "tickets",
-            "order {} is {:?} with {valid} valid tickets",
-            order.id,
-            order.status
-        );
+            .filter(|t| t.order_id == order.id)
+            .collect();
+        fn live(t: &crate::payment::Ticket) -> bool {
+            t.status == "VALID" || t.status == "REFUNDING"
+        }
+        match order.status {
+            OrderStatus::Pending => {
+                for item in &order.items {
+                    *reserved.entry(item.ticket_type_id).or_default() += item.quantity;
+                }
+                ensure!(
+                    tickets.is_empty(),
+                    "tickets",
+                    "pending order {} has tickets",
+                    order.id
+                );
+            }
+            OrderStatus::Confirmed => {
+                // A sold unit is a ticket that still admits (or is in a refund); a refunded
+                // ticket's unit is back on sale.
+                for t in tickets.iter().filter(|t| live(t)) {
+                    *sold.entry(t.ticket_type_id).or_default() += 1;
+                }
+                let units: i64 = order.items.iter().map(|i| i.quantity).sum();
+                ensure!(
+                    tickets.len() as i64 == units && tickets.iter().any(|t| live(t)),
+                    "tickets",
+                    "order {} is Confirmed with {} tickets for {units} units, none live",
+                    order.id,
+                    tickets.len()
+                );
+            }
+            OrderStatus::Cancelled => {
+                ensure!(
+                    !tickets.iter().any(|t| t.status == "VALID"),
+                    "tickets",
+                    "order {} is Cancelled with valid tickets",
+                    order.id
+                );
+            }
+        }
+        // Every cancelled ticket of a paid order went back with a refund that succeeded.
+        for t in tickets.iter().filter(|t| t.status == "CANCELLED") {
+            let refunded = store
+                .refunds
+                .values()
+                .any(|r| r.ticket_ids.contains(&t.id) && r.status == RefundStatus::Success)
+                || order.status == OrderStatus::Cancelled;
+            ensure!(
+                refunded,
+                "tickets",
+                "ticket {} of order {} is cancelled without a refund",
+                t.id,
+                order.id
+            );
+        }
     }
     for t in store.ticket_types.values() {
         let s = t.stock;

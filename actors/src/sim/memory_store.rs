@@ -19,9 +19,10 @@ use crate::policy::{self, PaymentEffect};
 use crate::ports::{
     ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, Fence, FinishOutcome,
     NewPaymentEvent, NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules,
-    RefundResult, StoreError, UserStore,
+    PendingLimits, RefundResult, StoreError, UserStore,
 };
 use crate::refund::{Refund, RefundKind, RefundStatus};
+use crate::ticket::TicketStatus;
 use crate::time::UnixMillis;
 use crate::user::User;
 
@@ -48,6 +49,8 @@ pub struct Guards {
     pub refund_cap: bool,
     /// A refund is finished once (only from PROCESSING).
     pub finish_once: bool,
+    /// A refund takes only VALID tickets of its order (each ticket given back once).
+    pub tickets: bool,
 }
 
 impl Default for Guards {
@@ -62,6 +65,7 @@ impl Default for Guards {
             stock: true,
             refund_cap: true,
             finish_once: true,
+            tickets: true,
         }
     }
 }
@@ -79,6 +83,7 @@ impl Guards {
             "stock",
             "refund_cap",
             "finish_once",
+            "tickets",
         ]
     }
 
@@ -100,6 +105,7 @@ impl Guards {
             "stock" => &mut g.stock,
             "refund_cap" => &mut g.refund_cap,
             "finish_once" => &mut g.finish_once,
+            "tickets" => &mut g.tickets,
             other => panic!("no guard named {other}"),
         };
         *flag = false;
@@ -348,6 +354,8 @@ impl State {
             attempts: 0,
             created_at: now,
             finished_at: None,
+            ticket_ids: Vec::new(),
+            operator: None,
         };
         self.refunds.insert(id, refund.clone());
         if let Some(p) = self.payments.get_mut(&payment.id) {
@@ -481,6 +489,24 @@ impl State {
             });
         }
         self.fence(guards, new.order_id, fence)?;
+        // The tickets it gives back: each a VALID ticket of the order (tickets guard of the
+        // SQL store's `hold_tickets`), held REFUNDING — all or none.
+        let holdable = new.ticket_ids.iter().all(|id| {
+            self.tickets
+                .get(id)
+                .is_some_and(|t| t.order_id == new.order_id && t.status == "VALID")
+        });
+        if !holdable {
+            self.unguarded += 1;
+            if guards.tickets {
+                return Err(BeginRefundError::TicketsNotRefundable);
+            }
+        }
+        for ticket_id in &new.ticket_ids {
+            if let Some(t) = self.tickets.get_mut(ticket_id) {
+                t.status = TicketStatus::Refunding.as_str().into();
+            }
+        }
         let id = self.id();
         let refund = Refund {
             id,
@@ -495,6 +521,8 @@ impl State {
             attempts: 0,
             created_at: now,
             finished_at: None,
+            ticket_ids: new.ticket_ids.clone(),
+            operator: new.operator.clone(),
         };
         self.refunds.insert(id, refund.clone());
         if let Some(key) = &new.request_key {
@@ -544,6 +572,13 @@ impl State {
             RefundStatus::Fail => {
                 let p = self.payments.get_mut(&refund.payment_id).expect("exists");
                 p.refund_committed = p.refund_committed.checked_sub(refund.amount).unwrap();
+                for ticket_id in &refund.ticket_ids {
+                    if let Some(t) = self.tickets.get_mut(ticket_id) {
+                        if t.status == TicketStatus::Refunding.as_str() {
+                            t.status = TicketStatus::Valid.as_str().into();
+                        }
+                    }
+                }
                 false
             }
             RefundStatus::Change | RefundStatus::Processing => false,
@@ -554,9 +589,21 @@ impl State {
     /// What a SUCCESS does beyond the refund (storage/refunds.rs `record_success`, through
     /// `policy::on_refund_success`).
     fn record_success(&mut self, guards: &Guards, refund: &Refund, now: UnixMillis) -> bool {
+        for ticket_id in &refund.ticket_ids {
+            self.cancel_ticket(guards, *ticket_id, TicketStatus::Refunding);
+        }
+        let live = self
+            .tickets
+            .values()
+            .filter(|t| {
+                t.order_id == refund.order_id
+                    && (t.status == TicketStatus::Valid.as_str()
+                        || t.status == TicketStatus::Refunding.as_str())
+            })
+            .count();
         let p = self.payments.get_mut(&refund.payment_id).expect("exists");
         p.refunded = p.refunded.checked_add(refund.amount).unwrap();
-        let effect = policy::on_refund_success(refund.kind, p.refunded, p.amount);
+        let effect = policy::on_refund_success(refund.kind, p.refunded, p.amount, live);
         self.set_payment_status(refund.payment_id, effect.payment_status);
         let order_id = refund.order_id;
         let status = self.orders.get(&order_id).map(|o| o.status);
@@ -578,14 +625,34 @@ impl State {
             o.cancel_reason = Some(CancelReason::Refunded);
             o.cancelled_at = Some(now);
         });
-        for ticket in self.tickets.values_mut() {
-            if ticket.order_id == order_id && ticket.status == "VALID" {
-                ticket.status = "CANCELLED".into();
-            }
+        // The order is gone: so are the tickets no refund named (an operator's full refund).
+        let valid: Vec<i64> = self
+            .tickets
+            .values()
+            .filter(|t| t.order_id == order_id && t.status == TicketStatus::Valid.as_str())
+            .map(|t| t.id)
+            .collect();
+        for ticket_id in valid {
+            self.cancel_ticket(guards, ticket_id, TicketStatus::Valid);
         }
-        let items = self.orders[&order_id].items.clone();
-        self.shift(guards, &items, |s| &mut s.sold, |s| &mut s.available);
         true
+    }
+
+    /// A ticket in `from` is cancelled and its unit goes back on sale (sold → available).
+    fn cancel_ticket(&mut self, guards: &Guards, ticket_id: i64, from: TicketStatus) {
+        let Some(ticket) = self.tickets.get_mut(&ticket_id) else {
+            return;
+        };
+        if ticket.status != from.as_str() {
+            return;
+        }
+        ticket.status = TicketStatus::Cancelled.as_str().into();
+        let item = OrderItem {
+            ticket_type_id: ticket.ticket_type_id,
+            quantity: 1,
+            unit_price: Fen::ZERO,
+        };
+        self.shift(guards, &[item], |s| &mut s.sold, |s| &mut s.available);
     }
 
     fn expire_order(
@@ -691,6 +758,7 @@ impl OrderStore for MemoryStore {
         &self,
         user_id: i64,
         lines: &[OrderLine],
+        limits: PendingLimits,
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<Order, CreateOrderError> {
@@ -705,6 +773,23 @@ impl OrderStore for MemoryStore {
                     ticket_type_id: t.id,
                     quantity: line.quantity,
                     unit_price: t.price,
+                });
+            }
+            let pending: Vec<&Order> = s
+                .orders
+                .values()
+                .filter(|o| o.user_id == user_id && o.status == OrderStatus::Pending)
+                .collect();
+            let held: i64 = pending
+                .iter()
+                .flat_map(|o| o.items.iter().map(|i| i.quantity))
+                .sum();
+            let more: i64 = lines.iter().map(|l| l.quantity).sum();
+            let orders = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+            if !limits.allows(orders, held, more) {
+                return Err(CreateOrderError::TooManyPending {
+                    orders,
+                    units: held,
                 });
             }
             if !s.shift(g, &items, |st| &mut st.available, |st| &mut st.reserved) {

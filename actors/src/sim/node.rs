@@ -188,12 +188,14 @@ impl OrderStore for NodeStore {
         &self,
         user_id: i64,
         lines: &[OrderLine],
+        limits: PendingLimits,
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<Order, CreateOrderError> {
         through!(
             self,
-            self.store.create_order(user_id, lines, expires_at, now)
+            self.store
+                .create_order(user_id, lines, limits, expires_at, now)
         )
     }
     async fn order(&self, order_id: i64) -> Result<Option<Order>, StoreError> {
@@ -407,6 +409,7 @@ impl Node {
         let config = shared.config.clone();
         let refund_poller = RefundPoller::new(
             store.clone(),
+            Arc::new(crate::ports::Silent),
             config.refund_poll_base,
             config.refund_sweep_interval,
         )

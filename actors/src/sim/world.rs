@@ -20,28 +20,20 @@ use super::model_gateway::{GatewayRates, ModelGateway, Notify};
 use super::node::{Node, Shared, SimLocks};
 use super::{SimClock, SimRng};
 use crate::catalog::NewTicketType;
+use crate::engine::RefundAsk;
 use crate::engine::{ApplyPaid, EngineConfig, EngineError, Lookup, OrderActor, Prepay};
 use crate::engine::{Refund as RefundMsg, SyncWithGateway};
 use crate::money::Fen;
 use crate::order::OrderLine;
-use crate::ports::{CatalogStore, OrderStore, PaymentApplication, UserStore};
+use crate::ports::{CatalogStore, OrderStore, PaymentApplication, PendingLimits, UserStore};
+use crate::ticket_refund::BuyerAsk;
 use crate::time::{Clock, UnixMillis};
 
 /// Invariants that a known engine bug breaks, reported but not counted as violations until
-/// the engine is fixed. Each entry names the invariant and the bug; the lead removes them.
-pub const KNOWN_ENGINE_BUGS: &[(&str, &str)] = &[(
-    "one-refund-per-request",
-    "refunds::refund names a refund `RF{order}_{now_ms}`: two refund requests of one order in \
-     the same millisecond (different Idempotency-Keys) get the same out_refund_no; the \
-     second one's begin_refund answers Exists with the FIRST request's refund, and \
-     refunds::refund answers it as its own (it assumes 'the same request raced itself'). The \
-     second request's refund is never made nor bound to its key; a retry of that key makes \
-     it then, so one key is answered with two refunds. Working leases do not prevent it: in \
-     `--seeds 1 --seed 1234` (default world) k1's begin_refund commits but its answer is \
-     lost, its flow fails at once, and k2 and k4, queued on the same order, run in the same \
-     millisecond and are both answered with k1's refund. Also \
-     `--seeds 1 --seed 52 --burst 1000 --split-brain`.",
-)];
+/// the engine is fixed. Each entry names the invariant and the bug. Empty: the last one (two
+/// refunds of one order in one millisecond sharing a number) is fixed by
+/// `policy::next_number`.
+pub const KNOWN_ENGINE_BUGS: &[(&str, &str)] = &[];
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -114,8 +106,8 @@ pub struct SeedReport {
 struct Client {
     /// Refund ids each request key was answered with: one refund per key, ever.
     answers: BTreeMap<String, BTreeSet<i64>>,
-    /// Keys used per order, with the amount asked (a retry repeats the body).
-    keys: BTreeMap<i64, Vec<(String, Option<Fen>)>>,
+    /// Keys used per order, with what was asked (a retry repeats the body).
+    keys: BTreeMap<i64, Vec<(String, RefundAsk)>>,
 }
 
 struct World {
@@ -536,7 +528,7 @@ impl World {
         let id = node.id;
         match node
             .store
-            .create_order(self.user, &lines, expires, now)
+            .create_order(self.user, &lines, PendingLimits::OFF, expires, now)
             .await
         {
             Ok(order) => {
@@ -626,7 +618,7 @@ impl World {
         let Some(n) = self.live_node() else {
             return;
         };
-        let (key, amount) = {
+        let (key, wanted) = {
             let mut client = self.client.borrow_mut();
             let keys = client.keys.entry(order_id).or_default();
             let reuse = !keys.is_empty() && self.rng.chance(350);
@@ -634,23 +626,36 @@ impl World {
                 keys[self.rng.below(keys.len() as u64) as usize].clone()
             } else {
                 self.next_key += 1;
-                let amount = self
-                    .rng
-                    .chance(500)
-                    .then(|| Fen::new(500 * (1 + self.rng.below(6) as i64)));
+                // A buyer gives back whole tickets (the rest, or an amount that may or may not
+                // be made of ticket prices); an operator refunds any amount.
+                let ask = match self.rng.below(10) {
+                    0..=3 => RefundAsk::Buyer(BuyerAsk::Rest),
+                    4..=6 => RefundAsk::Buyer(BuyerAsk::Amount(Fen::new(
+                        1_000 * (1 + self.rng.below(3) as i64),
+                    ))),
+                    _ => RefundAsk::Operator {
+                        operator: "sim".into(),
+                        amount: self
+                            .rng
+                            .chance(600)
+                            .then(|| Fen::new(500 * (1 + self.rng.below(6) as i64))),
+                        ticket_ids: Vec::new(),
+                        payment_id: None,
+                    },
+                };
                 let key = format!("k{}", self.next_key);
-                keys.push((key.clone(), amount));
-                (key, amount)
+                keys.push((key.clone(), ask.clone()));
+                (key, ask)
             }
         };
         let key = (!self.rng.chance(100)).then_some(key);
         let (id, registry) = (self.nodes[n].id, self.nodes[n].registry.clone());
         self.note(format!(
-            "buyer asks node {id} to refund order {order_id} {amount:?} key {key:?}"
+            "buyer asks node {id} to refund order {order_id} {wanted:?} key {key:?}"
         ));
         let client = self.client.clone();
         let msg = RefundMsg {
-            amount,
+            ask: wanted,
             reason: None,
             request_key: key.clone(),
         };
