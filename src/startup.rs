@@ -19,16 +19,18 @@ use wallyt_pay_actors::ports::{LockManager, PaymentGateway};
 
 use crate::auth::JwtKeys;
 use crate::config::AppEnv;
+use crate::config::DEV_DATA_DIR;
 use crate::config::{Settings, WechatSettings};
 use crate::engine::EngineHandle;
 use crate::gateway::wallyt::adapter::WallytGateway;
-use crate::gateway::wallyt::{ClientPolicy, SignType, WallytClient, WallytConfig};
+use crate::gateway::wallyt::{ClientPolicy, SignKeys, SignType, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::client_ip::ClientIps;
 use crate::http::ratelimit::RateLimits;
 use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
 use crate::redis::RedisLocks;
+use crate::sandbox::keys::dev_rsa_keys;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::storage::notify_audit::spawn_rejection_purge;
 use crate::storage::Database;
@@ -100,23 +102,21 @@ impl Application {
         };
         let own_base = format!("http://{}", std::net::SocketAddr::new(own_ip, port));
 
-        let sandbox = settings.builtin_sandbox.then(|| {
-            Sandbox::new(SandboxConfig {
-                notify_time_scale: settings.sandbox_notify_time_scale,
-                ..SandboxConfig::generated()
-            })
-        });
+        let sandbox = if settings.builtin_sandbox {
+            Some(builtin_sandbox(&settings)?)
+        } else {
+            None
+        };
         let metrics = Metrics::new();
         let http = http_client(&settings.outbound);
         let (wallyt, wechat_settings) = match &sandbox {
-            Some(sandbox) => sandbox_clients(sandbox, &own_base),
+            Some((sandbox, keys)) => sandbox_clients(sandbox, keys.clone(), &own_base),
             None => (
                 settings.wallyt.as_ref().map(|w| {
                     let config = WallytConfig {
                         api_url: w.api_url.clone(),
                         mch_id: w.mch_id.clone(),
-                        key: w.secret_key.clone(),
-                        sign_type: w.sign_type,
+                        keys: w.keys.clone(),
                     };
                     (config, w.notify_url.clone())
                 }),
@@ -202,6 +202,7 @@ impl Application {
             limits,
         });
 
+        let sandbox = sandbox.map(|(sandbox, _)| sandbox);
         let mounted = sandbox.clone();
         let limits = settings.http_server;
         let mut server = HttpServer::new(move || {
@@ -315,17 +316,45 @@ impl Application {
     }
 }
 
+/// The built-in sandbox and the keys our own client signs with to speak to it
+/// (`SANDBOX_SIGN_TYPE`). For RSA_1_256 the two key pairs live under `data/`.
+fn builtin_sandbox(settings: &Settings) -> anyhow::Result<(Sandbox, SignKeys)> {
+    let config = SandboxConfig {
+        notify_time_scale: settings.sandbox_notify_time_scale,
+        ..SandboxConfig::generated()
+    };
+    let (config, engine_keys) = match settings.sandbox_sign_type {
+        SignType::Md5 => {
+            let key = config.key.clone();
+            (config, SignKeys::Md5(key))
+        }
+        SignType::Sha256 => {
+            let key = config.key.clone();
+            (config, SignKeys::Sha256(key))
+        }
+        SignType::Rsa256 => {
+            let keys = dev_rsa_keys(std::path::Path::new(DEV_DATA_DIR))?;
+            let config = SandboxConfig {
+                rsa: Some(keys.sandbox),
+                ..config
+            };
+            (config, SignKeys::Rsa(keys.engine))
+        }
+    };
+    Ok((Sandbox::new(config), engine_keys))
+}
+
 /// Our own clients, pointed at the sandbox mounted on our own port.
 fn sandbox_clients(
     sandbox: &Sandbox,
+    keys: SignKeys,
     own_base: &str,
 ) -> (Option<(WallytConfig, String)>, WechatSettings) {
     let config = sandbox.config();
     let wallyt = WallytConfig {
         api_url: format!("{own_base}/sandbox/pay/gateway"),
         mch_id: config.mch_id.clone(),
-        key: config.key.clone(),
-        sign_type: SignType::Md5,
+        keys,
     };
     let notify_url = format!("{own_base}/payments/wallyt/notify");
     let wechat = WechatSettings {

@@ -3,7 +3,7 @@
 //! `ORDER_TTL=15m`, ...). Secrets are [`SecretString`]s: they print as `[REDACTED]` and are
 //! exposed only where a key is used.
 
-use crate::gateway::wallyt::SignType;
+use crate::gateway::wallyt::{SignKeys, SignType};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -74,6 +74,9 @@ pub struct Settings {
     pub builtin_sandbox: bool,
     /// The sandbox's notify retry schedule multiplier (1.0 = the gateway's real one).
     pub sandbox_notify_time_scale: f64,
+    /// What the built-in sandbox and the engine sign with (`SANDBOX_SIGN_TYPE`, default MD5);
+    /// RSA_1_256 makes both key pairs under `data/` at first start.
+    pub sandbox_sign_type: SignType,
     pub order_ttl: Duration,
     pub prepay_ttl: Duration,
     /// Unpaid orders and reserved units one user may hold (`MAX_PENDING_ORDERS`,
@@ -128,8 +131,8 @@ pub struct WechatSettings {
 pub struct WallytSettings {
     pub api_url: String,
     pub mch_id: String,
-    pub secret_key: SecretString,
-    pub sign_type: SignType,
+    /// The sign type with its key material (secret key, or the two RSA keys).
+    pub keys: SignKeys,
     pub notify_url: String,
 }
 
@@ -192,6 +195,10 @@ struct Raw {
     wallyt_secret_key: Option<String>,
     wallyt_sign_type: Option<String>,
     wallyt_notify_url: Option<String>,
+    wallyt_private_key: Option<String>,
+    wallyt_private_key_file: Option<String>,
+    wallyt_public_key: Option<String>,
+    wallyt_public_key_file: Option<String>,
     max_pending_orders: u32,
     max_pending_units: u32,
     #[serde(with = "humantime_serde")]
@@ -219,6 +226,7 @@ struct Raw {
     http_timeout: Duration,
     log_format: Option<String>,
     sandbox_notify_time_scale: f64,
+    sandbox_sign_type: Option<String>,
     rate_limit: String,
     rate_limit_ip: String,
     rate_limit_user: String,
@@ -326,27 +334,36 @@ impl Settings {
         url::Url::parse(&wechat_api_base)
             .map_err(|e| ConfigError::Invalid(format!("WECHAT_API_BASE is not a URL: {e}")))?;
 
-        let sign_type_named = raw.wallyt_sign_type.is_some();
-        let wallyt = wallyt_settings(
-            raw.wallyt_api_url,
-            raw.wallyt_mch_id,
-            raw.wallyt_secret_key,
-            raw.wallyt_sign_type.as_deref().unwrap_or("MD5"),
-            raw.wallyt_notify_url,
-        )?;
+        let sign_type_named = raw
+            .wallyt_sign_type
+            .as_deref()
+            .map(|name| wallyt::parse_sign_type("WALLYT_SIGN_TYPE", name))
+            .transpose()?;
+        let wallyt = wallyt::wallyt_settings(wallyt::WallytRaw {
+            api_url: raw.wallyt_api_url,
+            mch_id: raw.wallyt_mch_id,
+            secret_key: raw.wallyt_secret_key,
+            sign_type: raw.wallyt_sign_type,
+            notify_url: raw.wallyt_notify_url,
+            private_key: raw.wallyt_private_key,
+            private_key_file: raw.wallyt_private_key_file,
+            public_key: raw.wallyt_public_key,
+            public_key_file: raw.wallyt_public_key_file,
+        })?;
         if production {
             production::check_https("WECHAT_API_BASE", &wechat_api_base)?;
             if let Some(wallyt) = &wallyt {
                 production::check_https("WALLYT_API_URL", &wallyt.api_url)?;
                 production::check_https("WALLYT_NOTIFY_URL", &wallyt.notify_url)?;
-            } else if sign_type_named {
+            } else if let Some(sign_type) = sign_type_named {
                 // A sign type chosen for a gateway whose keys are missing: someone meant to
                 // configure Wallyt and lost the key on the way; do not run without payments.
-                return Err(ConfigError::Invalid(
-                    "WALLYT_SIGN_TYPE is set but its key WALLYT_SECRET_KEY (and the other \
-                     WALLYT_* settings) are not"
-                        .into(),
-                ));
+                return Err(ConfigError::Invalid(format!(
+                    "WALLYT_SIGN_TYPE={} is set but its key material {} (and the other \
+                     WALLYT_* settings) are not",
+                    sign_type.as_str(),
+                    wallyt::key_names(sign_type)
+                )));
             }
         }
         if wallyt.is_some() && wechat_credentials.is_none() {
@@ -401,6 +418,10 @@ impl Settings {
                     .into(),
             );
         }
+        let sandbox_sign_type = wallyt::parse_sign_type(
+            "SANDBOX_SIGN_TYPE",
+            raw.sandbox_sign_type.as_deref().unwrap_or("MD5"),
+        )?;
         let scale = raw.sandbox_notify_time_scale;
         if scale.is_nan() || scale < 0.0 {
             return Err(ConfigError::Invalid(
@@ -450,6 +471,7 @@ impl Settings {
             wallyt,
             builtin_sandbox,
             sandbox_notify_time_scale: raw.sandbox_notify_time_scale,
+            sandbox_sign_type,
             order_ttl: raw.order_ttl,
             pending_limits: PendingLimits {
                 max_orders: raw.max_pending_orders,
@@ -484,13 +506,15 @@ mod limits;
 mod parts;
 mod production;
 mod secret_url;
+mod wallyt;
 
 pub use secret_url::SecretUrl;
 
 use limits::{parse_proxies, parse_rate, parse_switch};
 pub use limits::{Rate, RateLimitSettings};
 
-use parts::{dev_admin_token, parse_schedule, random_hex, wallyt_settings};
+pub(crate) use parts::write_private;
+use parts::{dev_admin_token, parse_schedule, random_hex};
 
 #[cfg(test)]
 mod tests;

@@ -1,59 +1,10 @@
-//! The pieces of validation: the Wallyt settings (all or none), the query schedule, and the
-//! secrets development generates.
+//! The pieces of validation: the query schedule, and the secrets development generates.
 
 use rand::RngCore;
-use secrecy::SecretString;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ConfigError, WallytSettings};
-use crate::gateway::wallyt::SignType;
-
-/// All of the Wallyt settings or none of them; a partial set is a mistake worth stopping for.
-pub(super) fn wallyt_settings(
-    api_url: Option<String>,
-    mch_id: Option<String>,
-    secret_key: Option<String>,
-    sign_type: &str,
-    notify_url: Option<String>,
-) -> Result<Option<WallytSettings>, ConfigError> {
-    let sign_type = SignType::parse(sign_type.trim().to_ascii_uppercase().as_str())
-        .map_err(|e| ConfigError::Invalid(format!("WALLYT_SIGN_TYPE: {e}")))?;
-    match (api_url, mch_id, secret_key, notify_url) {
-        (None, None, None, None) => Ok(None),
-        (Some(api_url), Some(mch_id), Some(secret_key), Some(notify_url)) => {
-            for (name, value) in [
-                ("WALLYT_API_URL", &api_url),
-                ("WALLYT_NOTIFY_URL", &notify_url),
-            ] {
-                url::Url::parse(value)
-                    .map_err(|e| ConfigError::Invalid(format!("{name} is not a URL: {e}")))?;
-            }
-            Ok(Some(WallytSettings {
-                api_url,
-                mch_id,
-                secret_key: SecretString::from(secret_key),
-                sign_type,
-                notify_url,
-            }))
-        }
-        (api_url, mch_id, secret_key, notify_url) => {
-            let missing: Vec<&str> = [
-                ("WALLYT_API_URL", api_url.is_none()),
-                ("WALLYT_MCH_ID", mch_id.is_none()),
-                ("WALLYT_SECRET_KEY", secret_key.is_none()),
-                ("WALLYT_NOTIFY_URL", notify_url.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(name, missing)| missing.then_some(name))
-            .collect();
-            Err(ConfigError::Invalid(format!(
-                "Wallyt is partly configured; also set {}",
-                missing.join(", ")
-            )))
-        }
-    }
-}
+use super::ConfigError;
 
 /// `10s,30s,1m` → increasing delays; empty turns the active queries off.
 pub(super) fn parse_schedule(text: &str) -> Result<Vec<Duration>, ConfigError> {
@@ -100,7 +51,7 @@ pub(super) fn dev_admin_token(path: &Path) -> std::io::Result<String> {
 /// Writes `text` to `path` so that no one else can read it at any moment: the bytes go to a
 /// temporary file created 0600 (a write-then-chmod leaves a window where the umask's mode, often
 /// 0644, applies), which is then renamed over `path` — a reader sees no file or the whole one.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp-{}", random_hex(4)));
     let mut options = std::fs::OpenOptions::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::services::{self, BusinessError, Context};
 use super::Sandbox;
 use crate::gateway::wallyt::fields::Fields;
-use crate::gateway::wallyt::sign::{declared_sign_type, sign, verify, SignType};
+use crate::gateway::wallyt::sign::{declared_sign_type, SignKeys};
 use crate::gateway::wallyt::xml::{decode, encode, XmlError};
 
 pub async fn gateway(sandbox: Data<Sandbox>, body: Bytes) -> HttpResponse {
@@ -51,14 +51,15 @@ fn handle(sandbox: &Sandbox, parsed: Result<Fields, XmlError>) -> Fields {
         }
         Err(error) => return unsigned("400", &format!("Parse xml error: {error}")),
     };
-    let Ok(sign_type) = declared_sign_type(&fields) else {
+    let Some(keys) = declared_sign_type(&fields)
+        .ok()
+        .and_then(|declared| sandbox.keys_for(declared))
+    else {
         return unsigned("400", "Unsupported sign_type");
     };
     let config = sandbox.config();
     // A foreign mch_id is reported as a signature error, as the gateway does.
-    if fields.get("mch_id") != Some(config.mch_id.as_str())
-        || !verify(&fields, sign_type, &config.key)
-    {
+    if fields.get("mch_id") != Some(config.mch_id.as_str()) || !keys.verify(&fields) {
         return unsigned("400", "Signature error");
     }
     let Some(service) = fields.get("service") else {
@@ -96,7 +97,7 @@ fn handle(sandbox: &Sandbox, parsed: Result<Fields, XmlError>) -> Fields {
                 })
             })
     };
-    signed(sandbox, sign_type, outcome)
+    signed(sandbox, &keys, outcome)
 }
 
 /// A refusal of the call itself: only these four fields, and no signature.
@@ -108,11 +109,7 @@ fn unsigned(status: &str, message: &str) -> Fields {
         .with("message", message)
 }
 
-fn signed(
-    sandbox: &Sandbox,
-    sign_type: SignType,
-    outcome: Result<Fields, BusinessError>,
-) -> Fields {
+fn signed(sandbox: &Sandbox, keys: &SignKeys, outcome: Result<Fields, BusinessError>) -> Fields {
     let config = sandbox.config();
     let mut reply = match outcome {
         Ok(fields) => fields.with("result_code", "0"),
@@ -124,10 +121,10 @@ fn signed(
     reply
         .set("version", "2.0")
         .set("charset", "UTF-8")
-        .set("sign_type", sign_type.as_str())
+        .set("sign_type", keys.sign_type().as_str())
         .set("status", "0")
         .set("mch_id", config.mch_id.as_str())
         .set("nonce_str", sandbox.nonce());
-    let signature = sign(&reply, sign_type, &config.key);
+    let signature = keys.sign(&reply);
     reply.with("sign", signature)
 }

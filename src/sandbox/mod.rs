@@ -11,6 +11,7 @@
 pub mod control;
 pub mod faults;
 pub mod gateway;
+pub mod keys;
 pub mod loopback;
 pub mod notify;
 pub mod services;
@@ -26,13 +27,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wallyt_pay_actors::{Clock, SystemClock, UnixMillis};
 
+use crate::gateway::wallyt::sign::{RsaKeys, SignKeys, SignType};
 use faults::CallFault;
 use state::SandboxState;
 
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
     pub mch_id: String,
+    /// The merchant's MD5/SHA256 key, used when `rsa` is not set.
     pub key: SecretString,
+    /// Set when the merchant is on RSA_1_256: `own` is the *platform's* private key (signs
+    /// replies and notifies), `peer` the merchant's public key (verifies requests). Then only
+    /// RSA_1_256 requests are accepted, as a gateway holds one sign type per merchant.
+    pub rsa: Option<RsaKeys>,
     /// The mini-program AppID and secret jscode2session accepts.
     pub appid: String,
     pub app_secret: SecretString,
@@ -48,6 +55,7 @@ impl SandboxConfig {
         SandboxConfig {
             mch_id: "7551000001".into(),
             key: SecretString::from(random_hex(16)),
+            rsa: None,
             appid: "wxsandbox00000001".into(),
             app_secret: SecretString::from(random_hex(16)),
             notify_time_scale: 1.0,
@@ -87,6 +95,27 @@ impl Sandbox {
 
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
+    }
+
+    /// The keys that verify a request declaring `declared` and sign its reply; `None` when
+    /// this merchant does not use that sign type.
+    pub fn keys_for(&self, declared: SignType) -> Option<SignKeys> {
+        let config = &self.inner.config;
+        match (&config.rsa, declared) {
+            (Some(rsa), SignType::Rsa256) => Some(SignKeys::Rsa(rsa.clone())),
+            (Some(_), _) | (None, SignType::Rsa256) => None,
+            (None, SignType::Md5) => Some(SignKeys::Md5(config.key.clone())),
+            (None, SignType::Sha256) => Some(SignKeys::Sha256(config.key.clone())),
+        }
+    }
+
+    /// What notifies are signed with: the merchant's RSA keys, else MD5 (the default).
+    pub fn notify_keys(&self) -> SignKeys {
+        let config = &self.inner.config;
+        match &config.rsa {
+            Some(rsa) => SignKeys::Rsa(rsa.clone()),
+            None => SignKeys::Md5(config.key.clone()),
+        }
     }
 
     /// Runs `f` on the state under its lock; never hold it across an await.

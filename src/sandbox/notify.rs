@@ -10,7 +10,6 @@ use super::faults::Tamper;
 use super::state::NotifyAttempt;
 use super::Sandbox;
 use crate::gateway::wallyt::fields::Fields;
-use crate::gateway::wallyt::sign::{sign, SignType};
 use crate::gateway::wallyt::xml::encode;
 
 pub const SCHEDULE_SECS: [u64; 10] = [0, 15, 15, 30, 180, 1800, 1800, 1800, 1800, 3600];
@@ -65,12 +64,13 @@ pub fn notify_message(
     tamper: Option<Tamper>,
 ) -> Option<(String, String)> {
     let config = sandbox.config();
+    let keys = sandbox.notify_keys();
     let (url, mut fields) = sandbox.with_state(|s| {
         let trade = s.trades.get(out_trade_no).filter(|t| t.is_paid())?;
         let fields = Fields::new()
             .with("version", "2.0")
             .with("charset", "UTF-8")
-            .with("sign_type", "MD5")
+            .with("sign_type", keys.sign_type().as_str())
             .with("status", "0")
             .with("result_code", "0")
             .with("mch_id", config.mch_id.as_str())
@@ -109,7 +109,7 @@ pub fn notify_message(
     if tamper == Some(Tamper::WrongAmount) {
         bump(&mut fields);
     }
-    let mut signature = sign(&fields, SignType::Md5, &config.key);
+    let mut signature = keys.sign(&fields);
     if tamper == Some(Tamper::BadSign) {
         signature = signature.chars().rev().collect();
     }

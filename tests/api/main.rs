@@ -29,6 +29,7 @@ mod redis_outage;
 mod refund_recovery;
 mod refunds;
 mod retries;
+mod rsa_mode;
 mod safe_defaults;
 mod sandbox;
 mod sandbox_faults;

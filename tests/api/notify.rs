@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
+use wallyt_pay::gateway::wallyt::sign::{sign, KeyedHash};
 use wallyt_pay::gateway::wallyt::xml::encode;
 use wallyt_pay::gateway::wallyt::Fields;
 
@@ -97,7 +97,7 @@ pub(crate) fn notify_fields(otn: &str, order_id: &Value, total_fee: &str) -> Fie
 
 pub(crate) fn signed(app: &TestApp, fields: Fields) -> String {
     let key: SecretString = app.sandbox.as_ref().unwrap().config().key.clone();
-    let signature = sign(&fields, SignType::Md5, &key);
+    let signature = sign(&fields, KeyedHash::Md5, &key);
     encode(&fields.with("sign", signature))
 }
 

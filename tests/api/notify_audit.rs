@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
-use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
+use wallyt_pay::gateway::wallyt::sign::{sign, KeyedHash};
 use wallyt_pay::gateway::wallyt::xml::encode;
 use wallyt_pay::storage::notify_audit::sha256_hex;
 use wallyt_pay_actors::{Clock, SystemClock, UnixMillis};
@@ -179,7 +179,7 @@ async fn a_declared_sign_type_other_than_ours_is_refused(backend: Backend) {
     // Correctly signed with our key — but under SHA256, while we are configured for MD5.
     let key: SecretString = app.sandbox.as_ref().unwrap().config().key.clone();
     let fields = notify_fields(&otn, &p.order, "5000").with("sign_type", "SHA256");
-    let signature = sign(&fields, SignType::Sha256, &key);
+    let signature = sign(&fields, KeyedHash::Sha256, &key);
     let downgraded = encode(&fields.with("sign", signature));
     let (status, answer) = app.notify_raw(downgraded.clone()).await;
     assert_eq!((status, answer.as_str()), (StatusCode::OK, "fail"));

@@ -9,7 +9,7 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
-use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
+use wallyt_pay::gateway::wallyt::sign::{sign, KeyedHash};
 use wallyt_pay::gateway::wallyt::xml::encode;
 
 use crate::helpers::{Backend, TestApp};
@@ -35,7 +35,7 @@ pub async fn post_all(
 fn forged(i: usize) -> Vec<u8> {
     let fields = notify_fields(&format!("MP{i}_1"), &serde_json::json!(i), "5000");
     let wrong_key = SecretString::from(format!("forger-key-{i:026}"));
-    let signature = sign(&fields, SignType::Md5, &wrong_key);
+    let signature = sign(&fields, KeyedHash::Md5, &wrong_key);
     encode(&fields.with("sign", signature)).into_bytes()
 }
 

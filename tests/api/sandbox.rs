@@ -6,7 +6,7 @@ use serde_json::json;
 use wallyt_pay::config::WechatSettings;
 use wallyt_pay::gateway::wallyt::refund::{RefundQueryBy, RefundRequest, RefundStatus};
 use wallyt_pay::gateway::wallyt::sign::verify;
-use wallyt_pay::gateway::wallyt::sign::SignType;
+use wallyt_pay::gateway::wallyt::sign::KeyedHash;
 use wallyt_pay::gateway::wallyt::trade::TradeState;
 use wallyt_pay::gateway::wallyt::GatewayError;
 use wallyt_pay::gateway::wechat::{WechatClient, WechatError};
@@ -208,7 +208,7 @@ async fn business_refusals_are_signed_and_strict() {
         assert_eq!(reply.get("result_code"), Some("1"));
         assert_eq!(reply.get("err_code"), Some(code), "{reply:?}");
         assert!(
-            verify(&reply, SignType::Md5, &key()),
+            verify(&reply, KeyedHash::Md5, &key()),
             "business errors are signed"
         );
     }
@@ -223,7 +223,7 @@ async fn business_refusals_are_signed_and_strict() {
 async fn replies_are_sorted_cdata_and_sha256_works_too() {
     let h = Harness::start().await;
     let fields = jspay_fields().with("sign_type", "SHA256");
-    let signature = wallyt_pay::gateway::wallyt::sign::sign(&fields, SignType::Sha256, &key());
+    let signature = wallyt_pay::gateway::wallyt::sign::sign(&fields, KeyedHash::Sha256, &key());
     let body = wallyt_pay::gateway::wallyt::xml::encode(&fields.with("sign", signature));
     let raw = h
         .http
@@ -247,7 +247,7 @@ async fn replies_are_sorted_cdata_and_sha256_works_too() {
     assert_eq!(names, sorted, "{raw}");
     let reply = wallyt_pay::gateway::wallyt::xml::decode(raw.as_bytes()).unwrap();
     assert_eq!(reply.get("sign_type"), Some("SHA256"));
-    assert!(verify(&reply, SignType::Sha256, &key()));
+    assert!(verify(&reply, KeyedHash::Sha256, &key()));
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use wallyt_pay::config::OutboundHttp;
 use wallyt_pay::gateway::http_client;
 use wallyt_pay::gateway::wallyt::jspay::{JspayReply, JspayRequest};
-use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
+use wallyt_pay::gateway::wallyt::sign::{sign, KeyedHash, SignKeys};
 use wallyt_pay::gateway::wallyt::xml::{decode, encode};
 use wallyt_pay::gateway::wallyt::{ClientPolicy, Fields, GatewayError, WallytClient, WallytConfig};
 use wallyt_pay::sandbox::{Sandbox, SandboxConfig};
@@ -47,6 +47,7 @@ impl Harness {
         let sandbox = Sandbox::new(SandboxConfig {
             mch_id: MCH_ID.into(),
             key: key(),
+            rsa: None,
             appid: "wxsandbox00000001".into(),
             app_secret: SecretString::from("sandbox-secret"),
             notify_time_scale: SCALE,
@@ -63,8 +64,7 @@ impl Harness {
             WallytConfig {
                 api_url: format!("{base}/pay/gateway"),
                 mch_id: MCH_ID.into(),
-                key: key(),
-                sign_type: SignType::Md5,
+                keys: SignKeys::Md5(key()),
             },
             http.clone(),
             policy,
@@ -168,7 +168,7 @@ impl Harness {
     /// the reply without any of the client's checks.
     pub async fn raw(&self, mut fields: Fields, key: &str) -> Fields {
         if !fields.contains("sign") {
-            let signature = sign(&fields, SignType::Md5, &SecretString::from(key.to_owned()));
+            let signature = sign(&fields, KeyedHash::Md5, &SecretString::from(key.to_owned()));
             fields.set("sign", signature);
         }
         self.raw_body(encode(&fields).into_bytes()).await

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wallyt_pay::config::{OutboundHttp, WechatSettings};
 use wallyt_pay::gateway::http_client;
-use wallyt_pay::gateway::wallyt::sign::SignType;
+use wallyt_pay::gateway::wallyt::sign::SignKeys;
 use wallyt_pay::gateway::wallyt::{ClientPolicy, GatewayError, WallytClient, WallytConfig};
 use wallyt_pay::gateway::wechat::{WechatClient, WechatError};
 
@@ -54,8 +54,7 @@ async fn wallyt_replies_are_capped_even_when_chunked() {
         WallytConfig {
             api_url: format!("{base}/pay/gateway"),
             mch_id: "7551000001".into(),
-            key: SecretString::from("cap-test-key"),
-            sign_type: SignType::Md5,
+            keys: SignKeys::Md5(SecretString::from("cap-test-key")),
         },
         http_client(&outbound()),
         ClientPolicy {

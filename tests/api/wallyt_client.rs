@@ -6,7 +6,7 @@ use std::time::Duration;
 use wallyt_pay::config::OutboundHttp;
 use wallyt_pay::gateway::http_client;
 use wallyt_pay::gateway::wallyt::refund::RefundRequest;
-use wallyt_pay::gateway::wallyt::sign::{sign, SignType};
+use wallyt_pay::gateway::wallyt::sign::{sign, KeyedHash, SignKeys};
 use wallyt_pay::gateway::wallyt::xml::encode;
 use wallyt_pay::gateway::wallyt::{ClientPolicy, Fields, GatewayError, WallytClient, WallytConfig};
 use wallyt_pay_actors::Fen;
@@ -20,8 +20,7 @@ async fn client(server: &MockServer, policy: ClientPolicy) -> WallytClient {
         WallytConfig {
             api_url: format!("{}/pay/gateway", server.uri()),
             mch_id: "7551000001".into(),
-            key: SecretString::from(KEY),
-            sign_type: SignType::Md5,
+            keys: SignKeys::Md5(SecretString::from(KEY)),
         },
         http_client(&OutboundHttp {
             connect_timeout: Duration::from_secs(1),
@@ -50,7 +49,7 @@ fn signed_reply(fields: &[(&str, &str)]) -> String {
         .set("mch_id", "7551000001")
         .set("sign_type", "MD5")
         .set("nonce_str", "n");
-    let signature = sign(&reply, SignType::Md5, &SecretString::from(KEY));
+    let signature = sign(&reply, KeyedHash::Md5, &SecretString::from(KEY));
     encode(&reply.with("sign", signature))
 }
 
@@ -174,7 +173,7 @@ async fn replies_are_sorted_into_refused_business_bad_signature_and_garbage() {
                 ]
                 .into_iter()
                 .collect();
-                let signature = sign(&reply, SignType::Md5, &SecretString::from(KEY));
+                let signature = sign(&reply, KeyedHash::Md5, &SecretString::from(KEY));
                 reply.set("sign", signature);
                 encode(&reply)
             },
@@ -285,7 +284,7 @@ async fn requests_carry_the_common_fields_and_a_valid_signature() {
     assert!(fields.get("nonce_str").is_some_and(|n| n.len() <= 32));
     assert!(wallyt_pay::gateway::wallyt::sign::verify(
         &fields,
-        SignType::Md5,
+        KeyedHash::Md5,
         &SecretString::from(KEY)
     ));
     assert!(

@@ -9,7 +9,6 @@
 
 use prometheus::IntCounterVec;
 use rand::RngCore;
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use super::refund::{
     parse_refund_query_reply, parse_refund_reply, refund_query_fields, RefundItem, RefundQueryBy,
     RefundReply, RefundRequest,
 };
-use super::sign::{sign, verify, SignType};
+use super::sign::SignKeys;
 use super::trade::{close_fields, parse_query_reply, query_fields, TradeQueryReply};
 use super::xml::{decode, encode, MAX_XML_BYTES};
 use crate::gateway::body::{read_capped, ReadError};
@@ -31,8 +30,8 @@ use crate::gateway::body::{read_capped, ReadError};
 pub struct WallytConfig {
     pub api_url: String,
     pub mch_id: String,
-    pub key: SecretString,
-    pub sign_type: SignType,
+    /// The sign type and its keys: requests are signed and replies verified with these.
+    pub keys: SignKeys,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -170,7 +169,7 @@ impl WallytClient {
     /// Verifies a notify body with our key, merchant id and sign type.
     pub fn verify_notify(&self, body: &[u8]) -> Result<(PaymentNotify, Fields), NotifyError> {
         let config = &self.inner.config;
-        verify_notify(body, &config.mch_id, &config.key, config.sign_type)
+        verify_notify(body, &config.mch_id, &config.keys)
     }
 
     #[tracing::instrument(name = "wallyt.call", skip_all, fields(service = service.name(), out_trade_no = trade_no))]
@@ -210,10 +209,10 @@ impl WallytClient {
         message
             .set("version", "2.0")
             .set("charset", "UTF-8")
-            .set("sign_type", inner.config.sign_type.as_str())
+            .set("sign_type", inner.config.keys.sign_type().as_str())
             .set("mch_id", inner.config.mch_id.as_str())
             .set("nonce_str", nonce());
-        let signature = sign(&message, inner.config.sign_type, &inner.config.key);
+        let signature = inner.config.keys.sign(&message);
         message.set("sign", signature);
         let result = self.send(encode(&message)).await;
         match &result {
@@ -261,7 +260,7 @@ impl WallytClient {
             }
             None => return Err(GatewayError::Garbage("reply without status".into())),
         }
-        if !verify(&fields, self.inner.config.sign_type, &self.inner.config.key) {
+        if !self.inner.config.keys.verify(&fields) {
             tracing::warn!(event = "wallyt.reply.invalid_signature");
             return Err(GatewayError::BadSignature);
         }

@@ -1,11 +1,10 @@
 //! The payment notify (protocol §4): the gateway's signed XML POST to our notify_url. Verified
 //! over *every* field received, fail-closed, before anything in it is believed.
 
-use secrecy::SecretString;
 use wallyt_pay_actors::{Fen, UnixMillis};
 
 use super::fields::Fields;
-use super::sign::{verify, SignType};
+use super::sign::SignKeys;
 use super::time::parse_gmt8;
 use super::trade::parse_fen;
 use super::xml::{decode, XmlError};
@@ -60,12 +59,13 @@ impl NotifyError {
 pub fn verify_notify(
     body: &[u8],
     mch_id: &str,
-    key: &SecretString,
-    ours: SignType,
+    keys: &SignKeys,
 ) -> Result<(PaymentNotify, Fields), NotifyError> {
+    let ours = keys.sign_type();
     let fields = decode(body)?;
     // An absent sign_type means MD5 (protocol §1). Only our configured type is verified: no
-    // downgrade to whatever the sender declares.
+    // downgrade to whatever the sender declares — with RSA_1_256 configured, an MD5 notify
+    // (which anyone holding a leaked or guessed MD5 key could forge) is refused here.
     let declared = fields.get("sign_type").unwrap_or("MD5");
     if declared != ours.as_str() {
         return Err(NotifyError::SignTypeMismatch {
@@ -73,7 +73,7 @@ pub fn verify_notify(
             ours: ours.as_str(),
         });
     }
-    if !verify(&fields, ours, key) {
+    if !keys.verify(&fields) {
         return Err(NotifyError::InvalidSignature);
     }
     if fields.get("mch_id") != Some(mch_id) {
@@ -106,9 +106,12 @@ pub fn verify_notify(
 
 #[cfg(test)]
 mod tests {
-    use super::super::sign::{sign, SignType};
+    use super::super::keys::tests::{MERCHANT_PKCS8, PLATFORM_PKCS8, PLATFORM_SPKI};
+    use super::super::keys::{parse_private_key, parse_public_key};
+    use super::super::sign::{sign, KeyedHash, RsaKeys};
     use super::super::xml::encode;
     use super::*;
+    use secrecy::SecretString;
 
     const KEY: &str = "9d101c97133837e13dde2d32a5054abb";
 
@@ -116,12 +119,12 @@ mod tests {
 
     fn signed(fields: Fields) -> Vec<u8> {
         let key = SecretString::from(KEY);
-        let sign = sign(&fields, SignType::Md5, &key);
+        let sign = sign(&fields, KeyedHash::Md5, &key);
         encode(&fields.with("sign", sign)).into_bytes()
     }
 
     fn check(body: &[u8]) -> Result<PaymentNotify, NotifyError> {
-        verify_notify(body, "7551000001", &SecretString::from(KEY), SignType::Md5).map(|(n, _)| n)
+        verify_notify(body, "7551000001", &SignKeys::Md5(SecretString::from(KEY))).map(|(n, _)| n)
     }
 
     #[test]
@@ -155,19 +158,66 @@ mod tests {
     fn only_our_sign_type_is_verified() {
         let key = SecretString::from(KEY);
         let fields = tv3().with("sign_type", "SHA256");
-        let sha = sign(&fields, SignType::Sha256, &key);
+        let sha = sign(&fields, KeyedHash::Sha256, &key);
         let body = encode(&fields.with("sign", sha)).into_bytes();
         assert!(matches!(
             check(&body),
             Err(NotifyError::SignTypeMismatch { .. })
         ));
         // The same body verifies when SHA256 is the configured type.
-        assert!(verify_notify(&body, "7551000001", &key, SignType::Sha256).is_ok());
+        assert!(verify_notify(&body, "7551000001", &SignKeys::Sha256(key)).is_ok());
     }
 
     #[test]
     fn a_failed_payment_is_verified_but_not_paid() {
         let notify = check(&signed(tv3().with("pay_result", "1"))).unwrap();
         assert!(!notify.paid);
+    }
+
+    /// The engine's RSA keys: our merchant private key, the platform's public key.
+    fn engine_rsa() -> SignKeys {
+        SignKeys::Rsa(RsaKeys {
+            own: parse_private_key(MERCHANT_PKCS8, "k").unwrap(),
+            peer: parse_public_key(PLATFORM_SPKI, "k").unwrap(),
+        })
+    }
+
+    #[test]
+    fn with_rsa_configured_only_a_platform_rsa_signature_is_believed() {
+        let ours = engine_rsa();
+        let fields = tv3().with("sign_type", "RSA_1_256");
+        let platform = parse_private_key(PLATFORM_PKCS8, "k").unwrap();
+        let good = super::super::rsa::sign(&fields, &platform);
+        let body = encode(&fields.clone().with("sign", good)).into_bytes();
+        let (notify, _) = verify_notify(&body, "7551000001", &ours).unwrap();
+        assert!(notify.paid);
+
+        // MD5-signed, declaring MD5 (or nothing): refused before any key is tried.
+        let md5 = signed(tv3());
+        assert!(matches!(
+            verify_notify(&md5, "7551000001", &ours),
+            Err(NotifyError::SignTypeMismatch { .. })
+        ));
+        let mut undeclared = tv3();
+        undeclared.remove("sign_type");
+        assert!(matches!(
+            verify_notify(&signed(undeclared), "7551000001", &ours),
+            Err(NotifyError::SignTypeMismatch { .. })
+        ));
+        // An MD5 digest under an RSA label, and a notify signed with *our* private key (which
+        // proves nothing about the platform): invalid.
+        let md5_digest = sign(&fields, KeyedHash::Md5, &SecretString::from(KEY));
+        let relabelled = encode(&fields.clone().with("sign", md5_digest)).into_bytes();
+        assert_eq!(
+            verify_notify(&relabelled, "7551000001", &ours),
+            Err(NotifyError::InvalidSignature)
+        );
+        let merchant = parse_private_key(MERCHANT_PKCS8, "k").unwrap();
+        let self_signed = super::super::rsa::sign(&fields, &merchant);
+        let body = encode(&fields.with("sign", self_signed)).into_bytes();
+        assert_eq!(
+            verify_notify(&body, "7551000001", &ours),
+            Err(NotifyError::InvalidSignature)
+        );
     }
 }
