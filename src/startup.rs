@@ -52,6 +52,8 @@ pub struct AppState {
     pub pending_limits: wallyt_pay_actors::ports::PendingLimits,
     /// How long an unfinished request holds its `Idempotency-Key`.
     pub idempotency_inflight_timeout: std::time::Duration,
+    /// The zone of the admin API's times and dates (`CONSOLE_TZ`).
+    pub console_tz: chrono::FixedOffset,
     /// Set when REDIS_URL is: readiness checks it.
     pub redis: Option<RedisLocks>,
     /// Who the client is (`TRUSTED_PROXIES`): what rate limits key on and `mch_create_ip`.
@@ -194,6 +196,7 @@ impl Application {
             order_ttl: settings.order_ttl,
             pending_limits: settings.pending_limits,
             idempotency_inflight_timeout: settings.idempotency_inflight_timeout,
+            console_tz: settings.console_tz,
             redis,
             client_ips: ClientIps::new(
                 settings.trusted_proxies.clone(),

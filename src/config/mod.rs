@@ -101,6 +101,8 @@ pub struct Settings {
     /// How long a notify refused before its signature verified is kept (digest, length,
     /// first bytes) before the periodic purge deletes it (`NOTIFY_REJECTED_RETENTION`).
     pub notify_rejected_retention: Duration,
+    /// The zone the admin API and console show times in and read dates in (`CONSOLE_TZ`).
+    pub console_tz: chrono::FixedOffset,
     pub outbound: OutboundHttp,
     /// Token buckets per node (`RATE_LIMIT`, `RATE_LIMIT_IP`, `RATE_LIMIT_USER`).
     pub rate_limit: RateLimitSettings,
@@ -220,6 +222,7 @@ struct Raw {
     idempotency_inflight_timeout: Duration,
     #[serde(with = "humantime_serde")]
     notify_rejected_retention: Duration,
+    console_tz: String,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -486,6 +489,7 @@ impl Settings {
             expiry_sweep_interval: raw.expiry_sweep_interval,
             idempotency_inflight_timeout: raw.idempotency_inflight_timeout,
             notify_rejected_retention: raw.notify_rejected_retention,
+            console_tz: parse_zone(&raw.console_tz)?,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,
@@ -514,7 +518,7 @@ use limits::{parse_proxies, parse_rate, parse_switch};
 pub use limits::{Rate, RateLimitSettings};
 
 pub(crate) use parts::write_private;
-use parts::{dev_admin_token, parse_schedule, random_hex};
+use parts::{dev_admin_token, parse_schedule, parse_zone, random_hex};
 
 #[cfg(test)]
 mod tests;

@@ -114,3 +114,58 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
     }
 }
+
+/// `CONSOLE_TZ`: a fixed offset. The zones operators of a Chinese ticket sale use have had no
+/// summer time for decades, so a name maps to its one offset and no zone database is needed;
+/// anything else is written as an offset (`+08:00`, `-05:00`).
+pub(super) fn parse_zone(text: &str) -> Result<chrono::FixedOffset, ConfigError> {
+    let text = text.trim();
+    let hours = match text {
+        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Hong_Kong" | "Asia/Macau" | "Asia/Taipei"
+        | "Asia/Singapore" | "Asia/Kuala_Lumpur" | "PRC" => Some(8),
+        "Asia/Tokyo" | "Asia/Seoul" => Some(9),
+        "UTC" | "Etc/UTC" | "Z" => Some(0),
+        _ => None,
+    };
+    if let Some(hours) = hours {
+        return Ok(chrono::FixedOffset::east_opt(hours * 3600).expect("a valid offset"));
+    }
+    let invalid = || {
+        ConfigError::Invalid(format!(
+            "CONSOLE_TZ must be a zone such as Asia/Shanghai or an offset such as +08:00, not {text:?}"
+        ))
+    };
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(invalid()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(invalid)?;
+    let (h, m): (i32, i32) = (
+        h.parse().map_err(|_| invalid())?,
+        m.parse().map_err(|_| invalid())?,
+    );
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(invalid());
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::parse_zone;
+
+    #[test]
+    fn names_and_offsets() {
+        assert_eq!(
+            parse_zone("Asia/Shanghai").unwrap().local_minus_utc(),
+            8 * 3600
+        );
+        assert_eq!(
+            parse_zone("-05:30").unwrap().local_minus_utc(),
+            -(5 * 3600 + 1800)
+        );
+        assert!(parse_zone("Europe/Paris").is_err());
+        assert!(parse_zone("+8").is_err());
+    }
+}

@@ -3,6 +3,7 @@
 //! written once (`$1` placeholders, BIGINT money and millisecond instants work on both);
 //! only the migrations differ per backend.
 
+pub mod admin;
 mod catalog;
 mod expiry;
 mod fence;

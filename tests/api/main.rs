@@ -5,6 +5,7 @@
 mod helpers;
 
 mod abuse;
+mod admin;
 mod builtin_sandbox;
 mod catalog;
 mod crash;

@@ -61,6 +61,7 @@ async fn operator_refund(
         .client
         .post(app.url(&format!("/admin/orders/{order}/refunds")))
         .bearer_auth(ADMIN_TOKEN)
+        .header("X-Operator", "ops-tester")
         .json(&body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);

@@ -15,6 +15,7 @@ pub mod order_actor;
 pub mod refund_poller;
 pub mod refunds;
 pub mod registry;
+pub mod sync;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use messages::{
 };
 pub use order_actor::OrderActor;
 pub use registry::{LiveActors, Lookup, OrderRegistry};
+pub use sync::{RefundFinding, SyncAll, SyncReport, TradeFinding};
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {

@@ -14,6 +14,7 @@ use super::messages::{
 };
 use super::refunds;
 use super::registry::{ActorStopped, OrderRegistry};
+use super::sync::{self, SyncAll, SyncReport};
 use super::Engine;
 use crate::expiry::Deadline;
 use crate::ports::ApplyOutcome;
@@ -175,6 +176,22 @@ impl Handler<Expire> for OrderActor {
                 let work = |engine: Engine| async move {
                     deadlines::expire(&engine, order_id, kind).await
                 };
+                engine.with_lease(order_id, work).await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<SyncAll> for OrderActor {
+    type Result = AtomicResponse<Self, Result<SyncReport, ActorError>>;
+
+    fn handle(&mut self, _: SyncAll, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch(ctx);
+        let (engine, order_id) = (self.engine.clone(), self.order_id);
+        AtomicResponse::new(Box::pin(
+            async move {
+                let work = |engine: Engine| async move { sync::sync_all(&engine, order_id).await };
                 engine.with_lease(order_id, work).await
             }
             .into_actor(self),

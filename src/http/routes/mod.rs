@@ -1,5 +1,6 @@
 //! One module per group of endpoints; `configure` is the route table.
 
+mod admin;
 mod catalog;
 mod health;
 mod login;
@@ -42,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/admin/orders/{id}/refunds").route(web::post().to(refunds::operator_refund)),
         )
+        .service(resource("/admin/orders").route(web::get().to(admin::orders::list)))
+        .service(resource("/admin/orders.csv").route(web::get().to(admin::csv::export)))
+        .service(resource("/admin/orders/{id}").route(web::get().to(admin::orders::detail)))
+        .service(resource("/admin/orders/{id}/sync").route(web::post().to(admin::actions::sync)))
+        .service(
+            resource("/admin/events/{id}/replay").route(web::post().to(admin::actions::replay)),
+        )
+        .service(resource("/admin/attention").route(web::get().to(admin::attention::attention)))
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
 }
@@ -60,6 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         orders::create, orders::get,
         payments::prepay, payments::status, refunds::refund, refunds::operator_refund,
         notify::notify,
+        admin::orders::list, admin::csv::export, admin::orders::detail, admin::actions::sync,
+        admin::actions::replay, admin::attention::attention,
     ),
     components(schemas(Failure, PayParams)),
     modifiers(&Security)

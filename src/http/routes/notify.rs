@@ -95,6 +95,33 @@ pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
     answer(verdict.accepted)
 }
 
+/// Re-runs a stored, verified notify (`POST /admin/events/{id}/replay`) through the path of
+/// [`notify`]: verified again with today's keys, judged, handed to the order's actor, its
+/// verdict recorded beside the stored body. The body is not stored again — it is the stored
+/// one. Answers the verdict and the order it concerned; an applied payment answers
+/// `duplicate`, since the actor applies a payment once.
+pub async fn replay(state: &AppState, body: &[u8]) -> (&'static str, Option<i64>) {
+    let verdict = match authenticate(state, body) {
+        Ok(Ok((notify, _))) => judge(state, notify).await,
+        Ok(Err(name)) | Err(name) => refuse(name, None, None),
+    };
+    let digest = sha256_hex(body);
+    let event = NotifyVerdict {
+        order_id: verdict.order_id,
+        out_trade_no: verdict.out_trade_no.as_deref(),
+        verdict: verdict.name,
+        body_sha256: &digest,
+    };
+    if let Err(error) = state
+        .db
+        .record_notify_verdict(&event, state.clock.now())
+        .await
+    {
+        tracing::error!(event = "wallyt.notify.not_stored", %error);
+    }
+    (verdict.name, verdict.order_id)
+}
+
 /// Names a notify by its trade and every signed fact in it but the nonce: copies (concurrent,
 /// or the gateway's retries with a new nonce_str) share the key, so one whole body is kept;
 /// a notify saying anything else about the trade (a failed payment, then a paid one; another

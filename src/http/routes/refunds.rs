@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use wallyt_pay_actors::engine::{Refund, RefundAsk};
 use wallyt_pay_actors::ports::OrderStore;
 use wallyt_pay_actors::ticket_refund::BuyerAsk;
-use wallyt_pay_actors::{Fen, Order, OrderStatus, Refund as RefundRecord, UserStore};
+use wallyt_pay_actors::{Fen, Order, OrderStatus, Refund as RefundRecord};
 
+use super::admin;
 use super::orders::own_order;
 use crate::http::extractors::{Admin, AuthUser};
 use crate::http::idempotency;
@@ -185,16 +186,17 @@ async fn send_refund(
     Ok(RefundAnswer::of(order.id, refund))
 }
 
-/// The account operators' requests are scoped to (idempotency keys belong to a user row).
-const OPERATOR: &str = "operator:admin";
+/// Operators' Idempotency-Keys and refund request keys are scoped to this account.
+const OPERATOR: &str = admin::OPERATOR_ACCOUNT;
 
 #[utoipa::path(post, path = "/admin/orders/{id}/refunds", tag = "operations",
     request_body = OperatorRefundBody, security(("admin" = [])),
     params(("id" = i64, Path, description = "order id"),
+        ("X-Operator" = String, Header, description = "who acts (recorded with the refund, audited)"),
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first answer")),
     responses(
         (status = 200, description = "status SUCCESS or PROCESSING", body = inline(Envelope<RefundAnswer>)),
-        (status = 400, description = "VALIDATION_ERROR, INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
+        (status = 400, description = "VALIDATION_ERROR (also X-Operator missing), INVALID_ORDER_STATUS, REFUND_AMOUNT_EXCEEDED", body = Failure),
         (status = 401, description = "UNAUTHORIZED", body = Failure),
         (status = 404, description = "ORDER_NOT_FOUND", body = Failure),
         (status = 409, description = "CONFLICT (Idempotency-Key)", body = Failure),
@@ -212,25 +214,35 @@ pub async fn operator_refund(
     if let Err(limited) = state.limits.per_caller(Caller::Operator) {
         return limited.error_response();
     }
-    let account = match state
-        .db
-        .upsert_user(OPERATOR, None, state.clock.now())
-        .await
-    {
-        Ok(user) => user.id,
-        Err(error) => return ApiError::from(error).error_response(),
+    // Who acts is recorded with the refund and in the audit: no name, no refund.
+    let who = match admin::operator(&req) {
+        Ok(who) => who,
+        Err(error) => return error.error_response(),
+    };
+    let account = match admin::operator_account(&state).await {
+        Ok(account) => account,
+        Err(error) => return error.error_response(),
     };
     let key = request_key(&req, &format!("{OPERATOR}:{order_id}:refund"));
     let endpoint = format!("admin-refund:{order_id}");
-    idempotency::once_json(&state, &req, account, &endpoint, &*body, || {
-        operator_refund_of(&state, order_id, &body, key)
+    let response = idempotency::once_json(&state, &req, account, &endpoint, &*body, || {
+        operator_refund_of(&state, order_id, &who, &body, key)
     })
-    .await
+    .await;
+    let action = admin::Action {
+        operator: &who,
+        name: "refund",
+        order_id: Some(order_id),
+        target: Some(format!("order {order_id}")),
+    };
+    admin::audit(&state, &req, &action, &response).await;
+    response
 }
 
 async fn operator_refund_of(
     state: &AppState,
     order_id: i64,
+    operator: &str,
     body: &OperatorRefundBody,
     request_key: Option<String>,
 ) -> Result<RefundAnswer, ApiError> {
@@ -246,11 +258,11 @@ async fn operator_refund_of(
         .await?
         .ok_or(ApiError::OrderNotFound)?;
     let ask = RefundAsk::Operator {
-        operator: "admin".into(),
+        operator: operator.to_owned(),
         amount: body.amount,
         ticket_ids: body.ticket_ids.clone().unwrap_or_default(),
         payment_id: body.payment_id,
     };
-    tracing::info!(event = "operator.refund.requested", order_id, reason = %reason);
+    tracing::info!(event = "operator.refund.requested", order_id, operator, reason = %reason);
     send_refund(state, order, ask, Some(reason), request_key).await
 }

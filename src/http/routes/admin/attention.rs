@@ -1,0 +1,65 @@
+//! `GET /admin/attention`: what the engine cannot finish by itself and a human must look at.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use std::time::Duration;
+use utoipa::ToSchema;
+use wallyt_pay_actors::Fen;
+
+use super::local_time;
+use crate::http::envelope;
+use crate::http::extractors::Admin;
+use crate::http::openapi::{Envelope, Failure};
+use crate::http::ApiError;
+use crate::startup::AppState;
+
+/// An order still PENDING this long after its expiry is stuck: the expiry timers retry every
+/// sweep (30 s by default), so by then every retry has failed for a while.
+const OVERDUE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionLine {
+    /// REFUND_NOT_DELIVERED (a refund in FAIL or CHANGE), REFUND_RETRIED (PROCESSING after
+    /// many attempts), ORDER_PAST_EXPIRY (PENDING long past its expiry), PAYMENT_WITHOUT_ORDER
+    /// (money received on a trade whose order is cancelled, not promised back).
+    #[schema(value_type = String)]
+    kind: &'static str,
+    /// The order it is about: `GET /admin/orders/{orderId}`.
+    order_id: i64,
+    /// The out_refund_no, out_trade_no or order it names.
+    subject: String,
+    status: String,
+    /// The refund's amount, the order's total, or the money kept.
+    #[schema(value_type = f64, example = 100.00)]
+    amount: Fen,
+    attempts: Option<i64>,
+    /// Since when, in the console's zone.
+    since: String,
+}
+
+#[utoipa::path(get, path = "/admin/attention", tag = "operations", security(("admin" = [])),
+    responses(
+        (status = 200, description = "what needs a human, each with its order", body = inline(Envelope<Vec<AttentionLine>>)),
+        (status = 401, description = "UNAUTHORIZED", body = Failure)))]
+pub async fn attention(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let zone = state.console_tz;
+    let items = state.db.attention(state.clock.now(), OVERDUE).await?;
+    Ok(envelope::ok(
+        items
+            .into_iter()
+            .map(|item| AttentionLine {
+                kind: item.kind,
+                order_id: item.order_id,
+                subject: item.subject,
+                status: item.status,
+                amount: item.amount,
+                attempts: item.attempts,
+                since: local_time(zone, item.since),
+            })
+            .collect::<Vec<_>>(),
+    ))
+}

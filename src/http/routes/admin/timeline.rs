@@ -1,0 +1,158 @@
+//! An order's timeline: what the rows say happened (created, prepaid, paid, closed, refund
+//! asked and finished, cancelled or expired) merged with what the event log recorded (each
+//! verified notify as received and its verdict, query and sync results, the decisions on late
+//! and double payments, each refund outcome), in time order. The rows carry the instants the
+//! event log does not (a close, an expiry), the log carries what the gateway said.
+
+use chrono::FixedOffset;
+use serde::Serialize;
+use utoipa::ToSchema;
+use wallyt_pay_actors::{CancelReason, Fen, Order, Payment, Refund, UnixMillis};
+
+use super::local_time;
+use crate::storage::admin::StoredEvent;
+
+/// The most of a stored body a timeline shows; the whole body stays in the database.
+const MAX_DETAIL_CHARS: usize = 4000;
+
+#[derive(Serialize, ToSchema, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// In the console's zone.
+    pub at: String,
+    /// order.created, payment.created, payment.paid, payment.closed, notify.received,
+    /// notify.verdict, notify.apply, query.apply, sync.query, refund.requested,
+    /// refund.outcome, refund.finished, order.expired, order.cancelled, …
+    pub kind: String,
+    /// What came of it: a verdict (confirmed, duplicate, late_payment_refunding, …) or a
+    /// status (SUCCESS, CHANGE, …).
+    pub verdict: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub out_refund_no: Option<String>,
+    #[schema(value_type = Option<f64>, example = 100.00)]
+    pub amount: Option<Fen>,
+    /// The stored event it comes from: a `notify.received` one can be replayed.
+    pub event_id: Option<i64>,
+    /// Who asked (operator refunds).
+    pub operator: Option<String>,
+    pub ticket_ids: Option<Vec<i64>>,
+    /// The gateway's own words, or the stored body (cut at 4,000 characters).
+    pub detail: Option<String>,
+    #[serde(skip)]
+    instant: UnixMillis,
+}
+
+fn entry(instant: UnixMillis, kind: &str) -> TimelineEntry {
+    TimelineEntry {
+        at: String::new(),
+        kind: kind.to_owned(),
+        verdict: None,
+        out_trade_no: None,
+        out_refund_no: None,
+        amount: None,
+        event_id: None,
+        operator: None,
+        ticket_ids: None,
+        detail: None,
+        instant,
+    }
+}
+
+fn cut(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.chars().take(MAX_DETAIL_CHARS).collect())
+}
+
+pub fn timeline(
+    zone: FixedOffset,
+    order: &Order,
+    payments: &[Payment],
+    refunds: &[Refund],
+    closures: &[(String, UnixMillis)],
+    events: &[StoredEvent],
+) -> Vec<TimelineEntry> {
+    let mut entries = Vec::new();
+    let mut created = entry(order.created_at, "order.created");
+    created.amount = Some(order.total);
+    entries.push(created);
+    for payment in payments {
+        let mut prepay = entry(payment.created_at, "payment.created");
+        prepay.out_trade_no = Some(payment.out_trade_no.clone());
+        prepay.amount = Some(payment.amount);
+        entries.push(prepay);
+        if let Some(paid_at) = payment.paid_at {
+            let mut paid = entry(paid_at, "payment.paid");
+            paid.out_trade_no = Some(payment.out_trade_no.clone());
+            paid.amount = Some(payment.amount);
+            paid.detail = payment.transaction_id.clone();
+            entries.push(paid);
+        }
+    }
+    for (out_trade_no, closed_at) in closures {
+        let mut closed = entry(*closed_at, "payment.closed");
+        closed.out_trade_no = Some(out_trade_no.clone());
+        entries.push(closed);
+    }
+    for refund in refunds {
+        let mut asked = entry(refund.created_at, "refund.requested");
+        asked.verdict = Some(refund.kind.as_str().to_owned());
+        asked.out_refund_no = Some(refund.out_refund_no.clone());
+        asked.amount = Some(refund.amount);
+        asked.operator = refund.operator.clone();
+        asked.ticket_ids = Some(refund.ticket_ids.clone());
+        asked.detail = refund.reason.clone();
+        entries.push(asked);
+        if let Some(finished_at) = refund.finished_at {
+            let mut finished = entry(finished_at, "refund.finished");
+            finished.verdict = Some(refund.status.as_str().to_owned());
+            finished.out_refund_no = Some(refund.out_refund_no.clone());
+            finished.amount = Some(refund.amount);
+            entries.push(finished);
+        }
+    }
+    if let Some(cancelled_at) = order.cancelled_at {
+        let kind = match order.cancel_reason {
+            Some(CancelReason::Expired) => "order.expired",
+            _ => "order.cancelled",
+        };
+        let mut cancelled = entry(cancelled_at, kind);
+        cancelled.verdict = order.cancel_reason.map(|r| r.as_str().to_owned());
+        entries.push(cancelled);
+    }
+    for event in events {
+        let kind = match event.kind.as_str() {
+            "notify" => "notify.received".to_owned(),
+            "refund" => "refund.outcome".to_owned(),
+            other => other.to_owned(),
+        };
+        let mut logged = entry(event.created_at, &kind);
+        logged.verdict = Some(event.verdict.clone());
+        logged.event_id = Some(event.id);
+        // The engine records a refund's outcome under its out_refund_no.
+        if event.kind == "refund" {
+            logged.out_refund_no = event.out_trade_no.clone();
+        } else {
+            logged.out_trade_no = event.out_trade_no.clone();
+        }
+        logged.detail = cut(&event.raw);
+        entries.push(logged);
+    }
+    // Stable: what happened in the same millisecond keeps the order it was pushed in
+    // (rows before the events they caused).
+    entries.sort_by_key(|e| e.instant);
+    for e in &mut entries {
+        e.at = local_time(zone, e.instant);
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_cut() {
+        assert_eq!(cut(&"x".repeat(5000)).unwrap().len(), MAX_DETAIL_CHARS);
+        assert_eq!(cut("  "), None);
+    }
+}
