@@ -23,7 +23,20 @@ on_both_backends!(
     payment_events_are_append_only,
     idempotency_keys_are_scoped,
     deadlines_come_back_a_window_at_a_time,
+    the_engines_store_conformance_suite_holds,
 );
+
+/// The same checks the simulator's in-memory store passes (`wallyt_pay_actors::sim::
+/// conformance`): fencing, pay once, the refund cap, FAIL freeing its amount, unique refund
+/// keys, expiry waiting for open trades, late payments revived or refunded, double payments,
+/// no oversell. So the simulator's store cannot drift from the SQL ones.
+async fn the_engines_store_conformance_suite_holds(backend: Backend) {
+    let Some((db, _settings, _dir)) = open(backend).await else {
+        return;
+    };
+    let user = db.upsert_user("oConformance", None, NOW).await.unwrap();
+    wallyt_pay_actors::sim::conformance::run_all(&db, user.id).await;
+}
 
 const NOW: UnixMillis = UnixMillis(1_733_486_700_000);
 
