@@ -20,7 +20,8 @@ use crate::shop::{paid_purchase, purchase};
 
 on_both_backends!(
     every_kind_of_difference_is_found,
-    a_clean_day_has_no_difference
+    a_clean_day_has_no_difference,
+    a_date_is_run_by_one_node,
 );
 
 fn beijing() -> FixedOffset {
@@ -446,4 +447,72 @@ async fn a_clean_day_has_no_difference(backend: Backend) {
         ["NOT_IN_BILL", "REFUND_NOT_IN_BILL", "TOTALS_MISMATCH"],
         "{data}"
     );
+}
+
+/// Two nodes waking at RECONCILE_AT: the second's claim of the date fails and it skips; an
+/// operator may redo a finished date, never one in progress. Without a bill URL the endpoint
+/// says so instead of pretending to run.
+async fn a_date_is_run_by_one_node(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = UnixMillis(Utc::now().timestamp_millis());
+    let date = "2024-06-01";
+    assert!(app
+        .db
+        .claim_reconciliation(date, "daily", false, now)
+        .await
+        .unwrap());
+    assert!(!app
+        .db
+        .claim_reconciliation(date, "daily", false, now)
+        .await
+        .unwrap());
+    assert!(!app
+        .db
+        .claim_reconciliation(date, "ops", true, now)
+        .await
+        .unwrap());
+    app.db
+        .finish_reconciliation(date, Ok((10, 0)), now)
+        .await
+        .unwrap();
+    assert!(!app
+        .db
+        .claim_reconciliation(date, "daily", false, now)
+        .await
+        .unwrap());
+    assert!(app
+        .db
+        .claim_reconciliation(date, "ops", true, now)
+        .await
+        .unwrap());
+    let run = app.db.reconciliation_run(date).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status.as_str(), run.trigger_by.as_str()),
+        ("RUNNING", "ops")
+    );
+
+    expect_error(
+        run_date(&app, "2024-06-02").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "WALLYT_NOT_CONFIGURED",
+    )
+    .await;
+    expect_error(
+        run_date(&app, "2024-13-01").await,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+    )
+    .await;
+}
+
+async fn run_date(app: &TestApp, date: &str) -> Response {
+    app.client
+        .post(app.url(&format!("/admin/reconciliation/{date}/run")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("X-Operator", "ops-a")
+        .send()
+        .await
+        .expect("POST")
 }
