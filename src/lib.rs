@@ -19,6 +19,7 @@ pub mod engine;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
 pub mod redis;
 pub mod sandbox;
 pub mod startup;

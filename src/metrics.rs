@@ -32,6 +32,10 @@ pub struct Metrics {
     pub reconciliation_hits: prometheus::IntCounter,
     /// Follow-ups (deadlines, refund polls) scheduled again because they did not finish.
     pub followup_retries: IntCounterVec,
+    /// Differences the daily reconciliation found between the bill and the database, by kind.
+    pub reconciliation_differences: IntCounterVec,
+    /// Reconciliation runs by outcome (done, failed).
+    pub reconciliation_runs: IntCounterVec,
 }
 
 impl Metrics {
@@ -98,6 +102,22 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let reconciliation_differences = IntCounterVec::new(
+            Opts::new(
+                "wallyt_reconciliation_differences_total",
+                "Differences between the gateway's daily bill and the database, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let reconciliation_runs = IntCounterVec::new(
+            Opts::new(
+                "wallyt_reconciliation_runs_total",
+                "Daily bill reconciliations, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(gateway_calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(followup_retries.clone()),
@@ -111,6 +131,8 @@ impl Metrics {
             Box::new(trades_closed.clone()),
             Box::new(late_payments.clone()),
             Box::new(reconciliation_hits.clone()),
+            Box::new(reconciliation_differences.clone()),
+            Box::new(reconciliation_runs.clone()),
         ] {
             registry.register(metric).expect("registered once");
         }
@@ -128,6 +150,8 @@ impl Metrics {
             late_payments,
             reconciliation_hits,
             followup_retries,
+            reconciliation_differences,
+            reconciliation_runs,
         }
     }
 

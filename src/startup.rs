@@ -23,12 +23,14 @@ use crate::config::DEV_DATA_DIR;
 use crate::config::{Settings, WechatSettings};
 use crate::engine::EngineHandle;
 use crate::gateway::wallyt::adapter::WallytGateway;
+use crate::gateway::wallyt::bill::BillClient;
 use crate::gateway::wallyt::{ClientPolicy, SignKeys, SignType, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::client_ip::ClientIps;
 use crate::http::ratelimit::RateLimits;
 use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
+use crate::reconcile::{schedule, Reconciler};
 use crate::redis::RedisLocks;
 use crate::sandbox::keys::dev_rsa_keys;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -59,6 +61,8 @@ pub struct AppState {
     /// Who the client is (`TRUSTED_PROXIES`): what rate limits key on and `mch_create_ip`.
     pub client_ips: ClientIps,
     pub limits: Arc<RateLimits>,
+    /// The daily bill reconciliation; `None` without a bill URL.
+    pub reconciler: Option<Reconciler>,
 }
 
 impl AppState {
@@ -84,6 +88,8 @@ pub struct Application {
     sandbox: Option<Sandbox>,
     /// The periodic purge of refused notifies; stopped with the application.
     purge: tokio::task::AbortHandle,
+    /// The daily reconciliation's timer, when it runs by itself.
+    daily: Option<tokio::task::AbortHandle>,
 }
 
 impl Application {
@@ -124,6 +130,28 @@ impl Application {
                 }),
                 settings.wechat.clone(),
             ),
+        };
+        // The bill comes from the download gateway, or from the sandbox's /pay/bill.
+        let bill = match (&sandbox, &wallyt) {
+            (Some(_), Some((config, _))) => Some(BillClient::new(
+                http.clone(),
+                format!("{own_base}/sandbox/pay/bill"),
+                config.mch_id.clone(),
+                config.keys.clone(),
+            )),
+            (None, Some((config, _))) => settings
+                .wallyt
+                .as_ref()
+                .and_then(|w| w.bill_url.clone())
+                .map(|url| {
+                    BillClient::new(
+                        http.clone(),
+                        url,
+                        config.mch_id.clone(),
+                        config.keys.clone(),
+                    )
+                }),
+            (_, None) => None,
         };
         let wallyt = wallyt.map(|(config, notify_url)| Payments {
             client: WallytClient::new(
@@ -176,6 +204,23 @@ impl Application {
                 ..EngineConfig::default()
             },
         );
+        let reconciler = bill.map(|bill| Reconciler {
+            db: db.clone(),
+            engine: engine.clone(),
+            bill,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        });
+        if reconciler.is_none() && settings.wallyt.is_some() {
+            tracing::warn!(
+                event = "config.warning",
+                "WALLYT_BILL_URL is not set: no daily reconciliation against the gateway's bill"
+            );
+        }
+        let daily = match (&reconciler, settings.reconcile_at) {
+            (Some(reconciler), Some(at)) => Some(schedule::spawn_daily(reconciler.clone(), at)),
+            _ => None,
+        };
         let limits = Arc::new(RateLimits::new(&settings.rate_limit));
         RateLimits::spawn_housekeeping(&limits);
         let purge = spawn_rejection_purge(
@@ -203,6 +248,7 @@ impl Application {
                 settings.app_env == AppEnv::Production,
             ),
             limits,
+            reconciler,
         });
 
         let sandbox = sandbox.map(|(sandbox, _)| sandbox);
@@ -282,6 +328,7 @@ impl Application {
             engine,
             sandbox,
             purge,
+            daily,
         })
     }
 
@@ -301,6 +348,7 @@ impl Application {
             server: self.server.handle(),
             engine: self.engine.clone(),
             purge: self.purge.clone(),
+            daily: self.daily.clone(),
         }
     }
 
@@ -313,6 +361,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.purge.abort();
+        if let Some(daily) = &self.daily {
+            daily.abort();
+        }
         self.engine.stop();
         self.db.close().await;
         result
@@ -372,6 +423,7 @@ pub struct AppHandle {
     server: actix_web::dev::ServerHandle,
     engine: EngineHandle,
     purge: tokio::task::AbortHandle,
+    daily: Option<tokio::task::AbortHandle>,
 }
 
 impl AppHandle {
@@ -386,6 +438,9 @@ impl AppHandle {
     /// thread holds a handle on the database pool; stopping it lets the pool close.
     pub fn stop_background(&self) {
         self.purge.abort();
+        if let Some(daily) = &self.daily {
+            daily.abort();
+        }
         self.engine.stop();
     }
 

@@ -103,6 +103,8 @@ pub struct Settings {
     pub notify_rejected_retention: Duration,
     /// The zone the admin API and console show times in and read dates in (`CONSOLE_TZ`).
     pub console_tz: chrono::FixedOffset,
+    /// When the daily reconciliation runs, in GMT+8 (`RECONCILE_AT`); `None`: never by itself.
+    pub reconcile_at: Option<chrono::NaiveTime>,
     pub outbound: OutboundHttp,
     /// Token buckets per node (`RATE_LIMIT`, `RATE_LIMIT_IP`, `RATE_LIMIT_USER`).
     pub rate_limit: RateLimitSettings,
@@ -136,6 +138,9 @@ pub struct WallytSettings {
     /// The sign type with its key material (secret key, or the two RSA keys).
     pub keys: SignKeys,
     pub notify_url: String,
+    /// Where the daily bill is downloaded (`WALLYT_BILL_URL`); without it there is no
+    /// reconciliation.
+    pub bill_url: Option<String>,
 }
 
 /// Limits on inbound connections (a slow or greedy client must not take the server's
@@ -201,6 +206,7 @@ struct Raw {
     wallyt_private_key_file: Option<String>,
     wallyt_public_key: Option<String>,
     wallyt_public_key_file: Option<String>,
+    wallyt_bill_url: Option<String>,
     max_pending_orders: u32,
     max_pending_units: u32,
     #[serde(with = "humantime_serde")]
@@ -223,6 +229,7 @@ struct Raw {
     #[serde(with = "humantime_serde")]
     notify_rejected_retention: Duration,
     console_tz: String,
+    reconcile_at: String,
     #[serde(with = "humantime_serde")]
     http_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -352,12 +359,16 @@ impl Settings {
             private_key_file: raw.wallyt_private_key_file,
             public_key: raw.wallyt_public_key,
             public_key_file: raw.wallyt_public_key_file,
+            bill_url: raw.wallyt_bill_url,
         })?;
         if production {
             production::check_https("WECHAT_API_BASE", &wechat_api_base)?;
             if let Some(wallyt) = &wallyt {
                 production::check_https("WALLYT_API_URL", &wallyt.api_url)?;
                 production::check_https("WALLYT_NOTIFY_URL", &wallyt.notify_url)?;
+                if let Some(bill_url) = &wallyt.bill_url {
+                    production::check_https("WALLYT_BILL_URL", bill_url)?;
+                }
             } else if let Some(sign_type) = sign_type_named {
                 // A sign type chosen for a gateway whose keys are missing: someone meant to
                 // configure Wallyt and lost the key on the way; do not run without payments.
@@ -490,6 +501,7 @@ impl Settings {
             idempotency_inflight_timeout: raw.idempotency_inflight_timeout,
             notify_rejected_retention: raw.notify_rejected_retention,
             console_tz: parse_zone(&raw.console_tz)?,
+            reconcile_at: parse_time_of_day("RECONCILE_AT", &raw.reconcile_at)?,
             outbound: OutboundHttp {
                 connect_timeout: raw.http_connect_timeout,
                 timeout: raw.http_timeout,
@@ -518,7 +530,7 @@ use limits::{parse_proxies, parse_rate, parse_switch};
 pub use limits::{Rate, RateLimitSettings};
 
 pub(crate) use parts::write_private;
-use parts::{dev_admin_token, parse_schedule, parse_zone, random_hex};
+use parts::{dev_admin_token, parse_schedule, parse_time_of_day, parse_zone, random_hex};
 
 #[cfg(test)]
 mod tests;

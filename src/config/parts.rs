@@ -118,6 +118,20 @@ mod tests {
 /// `CONSOLE_TZ`: a fixed offset. The zones operators of a Chinese ticket sale use have had no
 /// summer time for decades, so a name maps to its one offset and no zone database is needed;
 /// anything else is written as an offset (`+08:00`, `-05:00`).
+/// `HH:MM` (24 h), or `off`.
+pub(super) fn parse_time_of_day(
+    name: &str,
+    text: &str,
+) -> Result<Option<chrono::NaiveTime>, ConfigError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    chrono::NaiveTime::parse_from_str(text, "%H:%M")
+        .map(Some)
+        .map_err(|_| ConfigError::Invalid(format!("{name} must be HH:MM or off, not {text:?}")))
+}
+
 pub(super) fn parse_zone(text: &str) -> Result<chrono::FixedOffset, ConfigError> {
     let text = text.trim();
     let hours = match text {

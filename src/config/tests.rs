@@ -252,6 +252,7 @@ fn production_refuses_plain_http_to_wechat_and_wallyt() {
             "WALLYT_NOTIFY_URL",
             "http://pay.example.com/payments/wallyt/notify",
         ),
+        ("WALLYT_BILL_URL", "http://download.swiftpass.cn/gateway"),
     ] {
         let mut vars = with_wallyt.clone();
         vars.push((name, url));
@@ -262,7 +263,32 @@ fn production_refuses_plain_http_to_wechat_and_wallyt() {
     }
     with_wallyt.push(("WALLYT_API_URL", "http://127.0.0.1:3128/pay/gateway"));
     with_wallyt.push(("WECHAT_API_BASE", "http://localhost:3128"));
+    with_wallyt.push(("WALLYT_BILL_URL", "http://127.0.0.1:3128/gateway"));
     assert!(production(&with_wallyt).is_ok(), "a local proxy is allowed");
+}
+
+#[test]
+fn the_daily_reconciliation_time_is_beijing_hh_mm_or_off() {
+    let default = load(AppEnv::Test, &[]).unwrap();
+    assert_eq!(
+        default.reconcile_at,
+        Some(chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap())
+    );
+    assert_eq!(
+        load(AppEnv::Test, &[("RECONCILE_AT", "off")])
+            .unwrap()
+            .reconcile_at,
+        None
+    );
+    let err = load(AppEnv::Test, &[("RECONCILE_AT", "25:00")]).unwrap_err();
+    assert!(err.to_string().contains("RECONCILE_AT"), "{err}");
+    let mut vars = WALLYT.to_vec();
+    vars.push(("WALLYT_BILL_URL", "https://download.swiftpass.cn/gateway"));
+    let wallyt = production(&vars).unwrap().wallyt.unwrap();
+    assert_eq!(
+        wallyt.bill_url.as_deref(),
+        Some("https://download.swiftpass.cn/gateway")
+    );
 }
 
 #[test]

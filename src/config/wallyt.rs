@@ -22,6 +22,7 @@ pub(super) struct WallytRaw {
     pub private_key_file: Option<String>,
     pub public_key: Option<String>,
     pub public_key_file: Option<String>,
+    pub bill_url: Option<String>,
 }
 
 /// What was set, for the production rule "a sign type without its keys".
@@ -99,11 +100,18 @@ pub(super) fn wallyt_settings(raw: WallytRaw) -> Result<Option<WallytSettings>, 
                 url::Url::parse(value)
                     .map_err(|e| ConfigError::Invalid(format!("{name} is not a URL: {e}")))?;
             }
+            // Optional: the bill is only needed for the daily reconciliation.
+            if let Some(bill_url) = &raw.bill_url {
+                url::Url::parse(bill_url).map_err(|e| {
+                    ConfigError::Invalid(format!("WALLYT_BILL_URL is not a URL: {e}"))
+                })?;
+            }
             Ok(Some(WallytSettings {
                 api_url,
                 mch_id,
                 keys,
                 notify_url,
+                bill_url: raw.bill_url,
             }))
         }
         _ if present.iter().all(|(_, set)| !set) => Ok(None),

@@ -16,6 +16,16 @@ pub enum Tamper {
     FieldChanged,
 }
 
+/// What the daily bill gets wrong about a trade (and its refunds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillLineFault {
+    /// The trade's lines are left out of the bill.
+    Drop,
+    /// The payment line's amount is one fen more (the totals follow the lines).
+    AlterAmount,
+}
+
 /// How a refund ends once it stops being PROCESSING.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -48,6 +58,8 @@ pub struct Faults {
     /// The gateway does the work but answers too late: the caller times out not knowing
     /// that the prepay, close or refund happened.
     pub late_answer: Option<LateAnswer>,
+    /// What the daily bill gets wrong about this trade.
+    pub bill_line: Option<BillLineFault>,
 }
 
 /// `{"delay_ms": 1500, "count": 1, "service": "unified.trade.refund"}`: the next `count`
@@ -93,6 +105,7 @@ impl Faults {
             gateway_slow_ms: self.gateway_slow_ms.or(global.gateway_slow_ms),
             gateway_garbage: self.gateway_garbage.or(global.gateway_garbage),
             late_answer: self.late_answer.clone().or(global.late_answer.clone()),
+            bill_line: self.bill_line.or(global.bill_line),
         }
     }
 }

@@ -101,7 +101,7 @@ fn handle(sandbox: &Sandbox, parsed: Result<Fields, XmlError>) -> Fields {
 }
 
 /// A refusal of the call itself: only these four fields, and no signature.
-fn unsigned(status: &str, message: &str) -> Fields {
+pub(super) fn unsigned(status: &str, message: &str) -> Fields {
     Fields::new()
         .with("version", "2.0")
         .with("charset", "UTF-8")
@@ -109,7 +109,11 @@ fn unsigned(status: &str, message: &str) -> Fields {
         .with("message", message)
 }
 
-fn signed(sandbox: &Sandbox, keys: &SignKeys, outcome: Result<Fields, BusinessError>) -> Fields {
+pub(super) fn signed(
+    sandbox: &Sandbox,
+    keys: &SignKeys,
+    outcome: Result<Fields, BusinessError>,
+) -> Fields {
     let config = sandbox.config();
     let mut reply = match outcome {
         Ok(fields) => fields.with("result_code", "0"),

@@ -3,11 +3,13 @@
 //! and no network — in tests, on a laptop (`cargo run` mounts it under `/sandbox`), or
 //! standalone (`cargo run --bin wallyt-sandbox`).
 //!
-//! Layout: [`gateway`] (`POST /pay/gateway`, signature and dispatch), [`services`] (the five
+//! Layout: [`gateway`] (`POST /pay/gateway`, signature and dispatch), [`bill`] (`POST
+//! /pay/bill`, the daily bill of its own trades), [`services`] (the five
 //! services), [`state`] (trades, refunds, notify attempts), [`notify`] (delivery with the real
 //! retry schedule), [`faults`] (what to get wrong), [`control`] (`/sandbox/trades…`,
 //! `/sandbox/faults`), [`wechat`] (`GET /sns/jscode2session`).
 
+pub mod bill;
 pub mod control;
 pub mod faults;
 pub mod gateway;
@@ -169,6 +171,7 @@ impl Sandbox {
 
 pub fn protocol_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/pay/gateway", web::post().to(gateway::gateway))
+        .route("/pay/bill", web::post().to(bill::bill))
         .route("/sns/jscode2session", web::get().to(wechat::jscode2session));
 }
 

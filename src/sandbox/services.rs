@@ -301,6 +301,7 @@ pub fn refund(ctx: Context<'_>, fields: &Fields, faults: &Faults) -> Outcome {
         outcome: faults.refund_outcome.unwrap_or(RefundOutcome::Success),
         requests: 1,
         refund_time: None,
+        requested_at: format_gmt8(ctx.now),
     };
     let reply = refund_reply(trade, &refund);
     trade.refunds.push(refund);

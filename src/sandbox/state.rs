@@ -53,6 +53,9 @@ pub struct Refund {
     /// How many refund requests carried this out_refund_no.
     pub requests: u32,
     pub refund_time: Option<String>,
+    /// When the refund was asked for (GMT+8): the bill's time for a refund that never
+    /// succeeded.
+    pub requested_at: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -359,6 +359,23 @@ impl Database {
                 since: UnixMillis(column::<Option<i64>>(row, "paid_at")?.unwrap_or_default()),
             });
         }
+        // What the daily bill and the database disagree on, and nobody has acted on.
+        for d in self.open_differences(200).await? {
+            let subject = d
+                .out_refund_no
+                .or(d.out_trade_no)
+                .unwrap_or_else(|| format!("bill {}", d.bill_date));
+            items.push(AttentionItem {
+                kind: "BILL_DIFFERENCE",
+                // 0 when the bill names a trade or refund we have no order for.
+                order_id: d.order_id.unwrap_or(0),
+                subject,
+                status: d.kind,
+                amount: d.amount,
+                attempts: None,
+                since: d.created_at,
+            });
+        }
         Ok(items)
     }
 

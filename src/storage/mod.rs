@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod notify_audit;
 mod orders;
 mod payments;
+pub mod reconciliation;
 mod refunds;
 mod stock;
 mod users;

@@ -26,6 +26,7 @@ mod openapi;
 mod orders;
 mod payments;
 mod pending_limits;
+mod reconciliation;
 mod redis_outage;
 mod refund_recovery;
 mod refunds;

@@ -51,6 +51,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/admin/events/{id}/replay").route(web::post().to(admin::actions::replay)),
         )
         .service(resource("/admin/attention").route(web::get().to(admin::attention::attention)))
+        .service(
+            resource("/admin/reconciliation/{date}")
+                .route(web::get().to(admin::reconciliation::show)),
+        )
+        .service(
+            resource("/admin/reconciliation/{date}/run")
+                .route(web::post().to(admin::reconciliation::run)),
+        )
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
         .default_service(web::to(route_not_found));
 }
@@ -70,7 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         payments::prepay, payments::status, refunds::refund, refunds::operator_refund,
         notify::notify,
         admin::orders::list, admin::csv::export, admin::orders::detail, admin::actions::sync,
-        admin::actions::replay, admin::attention::attention,
+        admin::actions::replay, admin::attention::attention, admin::reconciliation::show,
+        admin::reconciliation::run,
     ),
     components(schemas(Failure, PayParams)),
     modifiers(&Security)

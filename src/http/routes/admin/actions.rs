@@ -54,7 +54,7 @@ pub struct SyncAnswer {
 }
 
 /// Runs an action once per Idempotency-Key and audits it. Without `X-Operator` nothing runs.
-async fn act<T, F, Fut>(
+pub(super) async fn act<T, F, Fut>(
     state: &AppState,
     req: &HttpRequest,
     name: &str,

@@ -22,10 +22,13 @@ const OVERDUE: Duration = Duration::from_secs(10 * 60);
 pub struct AttentionLine {
     /// REFUND_NOT_DELIVERED (a refund in FAIL or CHANGE), REFUND_RETRIED (PROCESSING after
     /// many attempts), ORDER_PAST_EXPIRY (PENDING long past its expiry), PAYMENT_WITHOUT_ORDER
-    /// (money received on a trade whose order is cancelled, not promised back).
+    /// (money received on a trade whose order is cancelled, not promised back),
+    /// BILL_DIFFERENCE (the daily bill disagrees with the database; `status` is the
+    /// difference's kind, see `GET /admin/reconciliation/{date}`).
     #[schema(value_type = String)]
     kind: &'static str,
-    /// The order it is about: `GET /admin/orders/{orderId}`.
+    /// The order it is about: `GET /admin/orders/{orderId}` (0: a bill line naming no order
+    /// we know).
     order_id: i64,
     /// The out_refund_no, out_trade_no or order it names.
     subject: String,

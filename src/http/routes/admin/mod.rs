@@ -1,4 +1,5 @@
-//! The operations API (issue 12): find orders, read an order's whole story, act on it. Reads
+//! The operations API (issue 12): find orders, read an order's whole story, act on it, and
+//! the daily reconciliation against the gateway's bill (issue 13). Reads
 //! want the admin token; actions (sync, replay, refunds) also want the operator's name in
 //! `X-Operator`, are audited in `admin_audit` and honour `Idempotency-Key` (a double click
 //! answers the first click's answer). Times are RFC 3339 in the console's zone (`CONSOLE_TZ`),
@@ -8,6 +9,7 @@ pub mod actions;
 pub mod attention;
 pub mod csv;
 pub mod orders;
+pub mod reconciliation;
 pub mod timeline;
 
 use actix_web::http::StatusCode;
