@@ -59,6 +59,8 @@ pub struct AppState {
     /// Who the client is (`TRUSTED_PROXIES`): what rate limits key on and `mch_create_ip`.
     pub client_ips: ClientIps,
     pub limits: Arc<RateLimits>,
+    /// The operations console's signed-in sessions (this node's memory; see console::session).
+    pub console: crate::console::session::Sessions,
 }
 
 impl AppState {
@@ -203,6 +205,7 @@ impl Application {
                 settings.app_env == AppEnv::Production,
             ),
             limits,
+            console: crate::console::session::Sessions::new(settings.app_env == AppEnv::Production),
         });
 
         let sandbox = sandbox.map(|(sandbox, _)| sandbox);
