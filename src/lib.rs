@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod gateway;
 pub mod http;

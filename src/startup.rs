@@ -63,6 +63,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The daily bill reconciliation; `None` without a bill URL.
     pub reconciler: Option<Reconciler>,
+    /// The operations console's signed-in sessions (this node's memory; see console::session).
+    pub console: crate::console::session::Sessions,
 }
 
 impl AppState {
@@ -249,6 +251,7 @@ impl Application {
             ),
             limits,
             reconciler,
+            console: crate::console::session::Sessions::new(settings.app_env == AppEnv::Production),
         });
 
         let sandbox = sandbox.map(|(sandbox, _)| sandbox);

@@ -42,11 +42,18 @@ fn send(answer: Answer) -> HttpResponse {
         .body(answer.body)
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("Idempotency-Key") else {
+/// The `Idempotency-Key` header as given (a header that is not text reads as empty: refused).
+pub fn header_key(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("Idempotency-Key")
+        .map(|value| value.to_str().unwrap_or_default())
+}
+
+fn idempotency_key(given: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(value) = given else {
         return Ok(None);
     };
-    let key = value.to_str().unwrap_or_default().trim();
+    let key = value.trim();
     if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::validation(
             "Idempotency-Key must be 1 to 128 printable ASCII characters",
@@ -70,9 +77,28 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
+    once_json_keyed(state, header_key(req), user_id, endpoint, body, work).await
+}
+
+/// [`once_json`] under a key given by the caller rather than read from the request's header:
+/// the console's forms carry theirs in a hidden field.
+pub async fn once_json_keyed<B, T, F, Fut>(
+    state: &AppState,
+    key: Option<&str>,
+    user_id: i64,
+    endpoint: &str,
+    body: &B,
+    work: F,
+) -> HttpResponse
+where
+    B: Serialize,
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     // The request re-serialized: key order and whitespace do not make it "different".
     let canonical = serde_json::to_string(body).unwrap_or_default();
-    once(state, req, user_id, endpoint, &canonical, || async {
+    once_keyed(state, key, user_id, endpoint, &canonical, || async {
         match work().await {
             Ok(data) => Answer {
                 status: StatusCode::OK,
@@ -97,7 +123,22 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Answer>,
 {
-    let key = match idempotency_key(req) {
+    once_keyed(state, header_key(req), user_id, endpoint, canonical, work).await
+}
+
+async fn once_keyed<F, Fut>(
+    state: &AppState,
+    given: Option<&str>,
+    user_id: i64,
+    endpoint: &str,
+    canonical: &str,
+    work: F,
+) -> HttpResponse
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let key = match idempotency_key(given) {
         Ok(Some(key)) => key,
         Ok(None) => return send(work().await),
         Err(error) => return send(error.into()),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod catalog;
+pub mod dashboard;
 mod expiry;
 mod fence;
 pub mod idempotency;

@@ -6,8 +6,10 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod browser;
 mod builtin_sandbox;
 mod catalog;
+mod console;
 mod crash;
 mod engine;
 mod errors;

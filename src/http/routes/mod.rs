@@ -1,13 +1,13 @@
 //! One module per group of endpoints; `configure` is the route table.
 
-mod admin;
+pub(crate) mod admin;
 mod catalog;
 mod health;
 mod login;
 mod notify;
 mod orders;
 mod payments;
-mod refunds;
+pub(crate) mod refunds;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
@@ -60,6 +60,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::reconciliation::run)),
         )
         .service(resource("/payments/wallyt/notify").route(web::post().to(notify::notify)))
+        .configure(crate::console::configure)
+        // The interactive OpenAPI page: Swagger UI's assets are vendored into the binary by
+        // utoipa-swagger-ui's `vendored` feature (nothing fetched at build or run time); it
+        // reads the document this server already serves at /openapi.json.
+        .service(resource("/docs").route(web::get().to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/docs/"))
+                .finish()
+        })))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
         .default_service(web::to(route_not_found));
 }
 

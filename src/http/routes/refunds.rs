@@ -40,12 +40,12 @@ pub struct RefundBody {
 pub struct OperatorRefundBody {
     #[serde(default)]
     #[schema(value_type = Option<f64>, example = 10.00)]
-    amount: Option<Fen>,
-    reason: String,
+    pub amount: Option<Fen>,
+    pub reason: String,
     #[serde(default)]
-    ticket_ids: Option<Vec<i64>>,
+    pub ticket_ids: Option<Vec<i64>>,
     #[serde(default)]
-    payment_id: Option<i64>,
+    pub payment_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -210,32 +210,46 @@ pub async fn operator_refund(
     id: web::Path<i64>,
     body: web::Json<OperatorRefundBody>,
 ) -> HttpResponse {
-    let order_id = id.into_inner();
     if let Err(limited) = state.limits.per_caller(Caller::Operator) {
         return limited.error_response();
     }
     // Who acts is recorded with the refund and in the audit: no name, no refund.
-    let who = match admin::operator(&req) {
-        Ok(who) => who,
-        Err(error) => return error.error_response(),
-    };
-    let account = match admin::operator_account(&state).await {
+    match admin::Acting::from_headers(&req) {
+        Ok(acting) => operator_refund_as(&state, &req, acting, id.into_inner(), &body).await,
+        Err(error) => error.error_response(),
+    }
+}
+
+/// The operator's refund as `acting`: the API's handler and the console's form both come
+/// here (the console checks the per-operator rate limit itself, as the handler does).
+pub async fn operator_refund_as(
+    state: &AppState,
+    req: &HttpRequest,
+    acting: admin::Acting,
+    order_id: i64,
+    body: &OperatorRefundBody,
+) -> HttpResponse {
+    let account = match admin::operator_account(state).await {
         Ok(account) => account,
         Err(error) => return error.error_response(),
     };
-    let key = request_key(&req, &format!("{OPERATOR}:{order_id}:refund"));
+    let given = acting.idempotency_key.as_deref();
+    // The key also binds the refund it creates (see `request_key`).
+    let key = given.map(|k| format!("{OPERATOR}:{order_id}:refund:{}", k.trim()));
     let endpoint = format!("admin-refund:{order_id}");
-    let response = idempotency::once_json(&state, &req, account, &endpoint, &*body, || {
-        operator_refund_of(&state, order_id, &who, &body, key)
+    let who = &acting.operator;
+    let response = idempotency::once_json_keyed(state, given, account, &endpoint, body, || {
+        operator_refund_of(state, order_id, who, body, key)
     })
     .await;
     let action = admin::Action {
-        operator: &who,
+        operator: who,
         name: "refund",
         order_id: Some(order_id),
         target: Some(format!("order {order_id}")),
+        idempotency_key: given,
     };
-    admin::audit(&state, &req, &action, &response).await;
+    admin::audit(state, req, &action, &response).await;
     response
 }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use wallyt_pay_actors::engine::SyncAll;
 use wallyt_pay_actors::ports::OrderStore;
 
-use super::{audit, operator, operator_account, Action};
+use super::{audit, operator_account, Acting, Action};
 use crate::http::extractors::Admin;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
@@ -57,6 +57,7 @@ pub struct SyncAnswer {
 pub(super) async fn act<T, F, Fut>(
     state: &AppState,
     req: &HttpRequest,
+    acting: Acting,
     name: &str,
     order_id: Option<i64>,
     target: Option<String>,
@@ -67,21 +68,19 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiError>>,
 {
-    let who = match operator(req) {
-        Ok(who) => who,
-        Err(error) => return error.error_response(),
-    };
     let account = match operator_account(state).await {
         Ok(account) => account,
         Err(error) => return error.error_response(),
     };
     let endpoint = format!("admin-{name}:{}", target.as_deref().unwrap_or_default());
-    let response = idempotency::once_json(state, req, account, &endpoint, &(), work).await;
+    let key = acting.idempotency_key.as_deref();
+    let response = idempotency::once_json_keyed(state, key, account, &endpoint, &(), work).await;
     let action = Action {
-        operator: &who,
+        operator: &acting.operator,
         name,
         order_id,
         target,
+        idempotency_key: key,
     };
     audit(state, req, &action, &response).await;
     response
@@ -104,10 +103,22 @@ pub async fn sync(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> HttpResponse {
-    let order_id = id.into_inner();
+    match Acting::from_headers(&req) {
+        Ok(acting) => sync_as(&state, &req, acting, id.into_inner()).await,
+        Err(error) => error.error_response(),
+    }
+}
+
+/// The sync as `acting`: the API's handler and the console's button both come here.
+pub async fn sync_as(
+    state: &AppState,
+    req: &HttpRequest,
+    acting: Acting,
+    order_id: i64,
+) -> HttpResponse {
     let target = Some(format!("order {order_id}"));
-    act(&state, &req, "sync", Some(order_id), target, || {
-        sync_order(&state, order_id)
+    act(state, req, acting, "sync", Some(order_id), target, || {
+        sync_order(state, order_id)
     })
     .await
 }
@@ -181,7 +192,19 @@ pub async fn replay(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> HttpResponse {
-    let event_id = id.into_inner();
+    match Acting::from_headers(&req) {
+        Ok(acting) => replay_as(&state, &req, acting, id.into_inner()).await,
+        Err(error) => error.error_response(),
+    }
+}
+
+/// The replay as `acting`: the API's handler and the console's button both come here.
+pub async fn replay_as(
+    state: &AppState,
+    req: &HttpRequest,
+    acting: Acting,
+    event_id: i64,
+) -> HttpResponse {
     // The order is known once the event is read; the audit row names the event either way.
     let order_id = match state.db.payment_event(event_id).await {
         Ok(Some(event)) => match event.out_trade_no {
@@ -197,8 +220,8 @@ pub async fn replay(
         _ => None,
     };
     let target = Some(format!("event {event_id}"));
-    act(&state, &req, "replay", order_id, target, || {
-        replay_event(&state, event_id)
+    act(state, req, acting, "replay", order_id, target, || {
+        replay_event(state, event_id)
     })
     .await
 }

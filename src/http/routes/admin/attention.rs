@@ -26,19 +26,19 @@ pub struct AttentionLine {
     /// BILL_DIFFERENCE (the daily bill disagrees with the database; `status` is the
     /// difference's kind, see `GET /admin/reconciliation/{date}`).
     #[schema(value_type = String)]
-    kind: &'static str,
+    pub kind: &'static str,
     /// The order it is about: `GET /admin/orders/{orderId}` (0: a bill line naming no order
     /// we know).
-    order_id: i64,
+    pub order_id: i64,
     /// The out_refund_no, out_trade_no or order it names.
-    subject: String,
-    status: String,
+    pub subject: String,
+    pub status: String,
     /// The refund's amount, the order's total, or the money kept.
     #[schema(value_type = f64, example = 100.00)]
-    amount: Fen,
-    attempts: Option<i64>,
+    pub amount: Fen,
+    pub attempts: Option<i64>,
     /// Since when, in the console's zone.
-    since: String,
+    pub since: String,
 }
 
 #[utoipa::path(get, path = "/admin/attention", tag = "operations", security(("admin" = [])),
@@ -49,20 +49,23 @@ pub async fn attention(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(attention_lines(&state).await?))
+}
+
+/// What needs a human: the API's answer and the console dashboard's list.
+pub async fn attention_lines(state: &AppState) -> Result<Vec<AttentionLine>, ApiError> {
     let zone = state.console_tz;
     let items = state.db.attention(state.clock.now(), OVERDUE).await?;
-    Ok(envelope::ok(
-        items
-            .into_iter()
-            .map(|item| AttentionLine {
-                kind: item.kind,
-                order_id: item.order_id,
-                subject: item.subject,
-                status: item.status,
-                amount: item.amount,
-                attempts: item.attempts,
-                since: local_time(zone, item.since),
-            })
-            .collect::<Vec<_>>(),
-    ))
+    Ok(items
+        .into_iter()
+        .map(|item| AttentionLine {
+            kind: item.kind,
+            order_id: item.order_id,
+            subject: item.subject,
+            status: item.status,
+            amount: item.amount,
+            attempts: item.attempts,
+            since: local_time(zone, item.since),
+        })
+        .collect())
 }

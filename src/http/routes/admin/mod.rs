@@ -57,12 +57,39 @@ pub fn operator(req: &HttpRequest) -> Result<String, ApiError> {
         .map_err(|_| ApiError::validation("X-Operator must be UTF-8 text"))?
         .filter(|name| !name.is_empty())
         .ok_or_else(|| ApiError::validation("actions need the operator's name in X-Operator"))?;
+    operator_name(name, "X-Operator")
+}
+
+/// An operator's name as the audit keeps it, from the header or the console's sign-in form.
+pub fn operator_name(name: &str, field: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::validation(format!(
+            "{field} must name the operator"
+        )));
+    }
     if name.chars().count() > MAX_OPERATOR_CHARS || name.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
-            "X-Operator is at most {MAX_OPERATOR_CHARS} printable characters"
+            "{field} is at most {MAX_OPERATOR_CHARS} printable characters"
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Who acts and the key that makes a double click one action: from the API's `X-Operator`
+/// and `Idempotency-Key` headers, or from a console session and the key in its form.
+pub struct Acting {
+    pub operator: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl Acting {
+    pub fn from_headers(req: &HttpRequest) -> Result<Acting, ApiError> {
+        Ok(Acting {
+            operator: operator(req)?,
+            idempotency_key: crate::http::idempotency::header_key(req).map(str::to_owned),
+        })
+    }
 }
 
 fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
@@ -98,6 +125,7 @@ pub struct Action<'a> {
     pub name: &'a str,
     pub order_id: Option<i64>,
     pub target: Option<String>,
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// Records one action with its answer's status. A failed audit write is logged, not answered:
@@ -126,7 +154,12 @@ pub async fn audit(
         target: action.target.as_deref(),
         client_ip: &ip,
         request_id: header(req, "X-Request-Id"),
-        idempotency_key: header(req, "Idempotency-Key"),
+        // Bounded like the headers: the key is the caller's text, stored as is.
+        idempotency_key: action
+            .idempotency_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| &k[..k.floor_char_boundary_compat(128)]),
         status: status.as_u16(),
         outcome,
     };

@@ -116,20 +116,20 @@ impl OrderQuery {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
-    id: i64,
+    pub id: i64,
     #[schema(value_type = String)]
-    status: String,
-    cancel_reason: Option<String>,
+    pub status: String,
+    pub cancel_reason: Option<String>,
     #[schema(value_type = f64, example = 100.00)]
-    total_amount: Fen,
+    pub total_amount: Fen,
     #[schema(value_type = f64, example = 0.00)]
-    refunded_amount: Fen,
-    openid: String,
+    pub refunded_amount: Fen,
+    pub openid: String,
     /// The trade that received the money, else the newest.
-    out_trade_no: Option<String>,
-    transaction_id: Option<String>,
-    created_at: String,
-    paid_at: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub created_at: String,
+    pub paid_at: Option<String>,
 }
 
 pub fn order_line(zone: FixedOffset, order: OrderSummary) -> OrderLine {
@@ -150,9 +150,9 @@ pub fn order_line(zone: FixedOffset, order: OrderSummary) -> OrderLine {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPage {
-    orders: Vec<OrderLine>,
+    pub orders: Vec<OrderLine>,
     /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/admin/orders", tag = "operations", security(("admin" = [])),
@@ -166,6 +166,11 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<OrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(search(&state, &query).await?))
+}
+
+/// A page of the search: the API's answer and the console's orders page.
+pub async fn search(state: &AppState, query: &OrderQuery) -> Result<OrderPage, ApiError> {
     let filter = query.filter(state.console_tz)?;
     let limit = query.limit()?;
     // One more than the page: whether a next page exists without a COUNT.
@@ -176,95 +181,95 @@ pub async fn list(
         .then(|| orders.last().map(|o| encode_cursor(o.id)))
         .flatten();
     let zone = state.console_tz;
-    Ok(envelope::ok(OrderPage {
+    Ok(OrderPage {
         orders: orders.into_iter().map(|o| order_line(zone, o)).collect(),
         next_cursor,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminItem {
-    ticket_type_id: i64,
-    quantity: i64,
+    pub ticket_type_id: i64,
+    pub quantity: i64,
     #[schema(value_type = f64, example = 100.00)]
-    unit_price: Fen,
+    pub unit_price: Fen,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTicket {
-    id: i64,
-    code: String,
-    ticket_type_id: i64,
-    status: String,
+    pub id: i64,
+    pub code: String,
+    pub ticket_type_id: i64,
+    pub status: String,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminPayment {
-    id: i64,
-    out_trade_no: String,
+    pub id: i64,
+    pub out_trade_no: String,
     #[schema(value_type = String)]
-    status: &'static str,
+    pub status: &'static str,
     #[schema(value_type = f64, example = 100.00)]
-    amount: Fen,
+    pub amount: Fen,
     #[schema(value_type = f64, example = 0.00)]
-    refunded_amount: Fen,
-    transaction_id: Option<String>,
-    openid: String,
-    created_at: String,
-    paid_at: Option<String>,
-    prepay_expires_at: String,
+    pub refunded_amount: Fen,
+    pub transaction_id: Option<String>,
+    pub openid: String,
+    pub created_at: String,
+    pub paid_at: Option<String>,
+    pub prepay_expires_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminRefund {
-    id: i64,
-    payment_id: i64,
-    out_refund_no: String,
-    refund_id: Option<String>,
+    pub id: i64,
+    pub payment_id: i64,
+    pub out_refund_no: String,
+    pub refund_id: Option<String>,
     #[schema(value_type = f64, example = 100.00)]
-    amount: Fen,
+    pub amount: Fen,
     #[schema(value_type = String)]
-    status: &'static str,
+    pub status: &'static str,
     /// REQUESTED, LATE_PAYMENT or DOUBLE_PAYMENT.
     #[schema(value_type = String)]
-    kind: &'static str,
-    reason: Option<String>,
+    pub kind: &'static str,
+    pub reason: Option<String>,
     /// The operator who asked; absent for the buyer's and the engine's own refunds.
-    operator: Option<String>,
-    attempts: i64,
-    ticket_ids: Vec<i64>,
-    created_at: String,
-    finished_at: Option<String>,
+    pub operator: Option<String>,
+    pub attempts: i64,
+    pub ticket_ids: Vec<i64>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminOrder {
-    id: i64,
+    pub id: i64,
     #[schema(value_type = String)]
-    status: &'static str,
+    pub status: &'static str,
     #[schema(value_type = Option<String>)]
-    cancel_reason: Option<&'static str>,
+    pub cancel_reason: Option<&'static str>,
     #[schema(value_type = f64, example = 100.00)]
-    total_amount: Fen,
+    pub total_amount: Fen,
     #[schema(value_type = f64, example = 0.00)]
-    refunded_amount: Fen,
-    user_id: i64,
-    openid: Option<String>,
-    items: Vec<AdminItem>,
-    tickets: Vec<AdminTicket>,
-    payments: Vec<AdminPayment>,
-    refunds: Vec<AdminRefund>,
-    created_at: String,
-    expires_at: String,
-    paid_at: Option<String>,
-    cancelled_at: Option<String>,
+    pub refunded_amount: Fen,
+    pub user_id: i64,
+    pub openid: Option<String>,
+    pub items: Vec<AdminItem>,
+    pub tickets: Vec<AdminTicket>,
+    pub payments: Vec<AdminPayment>,
+    pub refunds: Vec<AdminRefund>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub paid_at: Option<String>,
+    pub cancelled_at: Option<String>,
     /// Everything that happened to the order's money, oldest first.
-    timeline: Vec<TimelineEntry>,
+    pub timeline: Vec<TimelineEntry>,
 }
 
 #[utoipa::path(get, path = "/admin/orders/{id}", tag = "operations", security(("admin" = [])),
@@ -278,7 +283,12 @@ pub async fn detail(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    Ok(envelope::ok(order_story(&state, id.into_inner()).await?))
+}
+
+/// One order with everything it holds and its timeline: the API's answer and the console's
+/// order page.
+pub async fn order_story(state: &AppState, id: i64) -> Result<AdminOrder, ApiError> {
     let db = &state.db;
     let order = db.order(id).await?.ok_or(ApiError::OrderNotFound)?;
     let payments = db.payments(id).await?;
@@ -290,7 +300,7 @@ pub async fn detail(
     let zone = state.console_tz;
     let at = |t: UnixMillis| local_time(zone, t);
     let timeline = timeline(zone, &order, &payments, &refunds, &closures, &events);
-    Ok(envelope::ok(AdminOrder {
+    Ok(AdminOrder {
         id: order.id,
         status: order.status.as_str(),
         cancel_reason: order.cancel_reason.map(|r| r.as_str()),
@@ -354,7 +364,7 @@ pub async fn detail(
         paid_at: order.paid_at.map(at),
         cancelled_at: order.cancelled_at.map(at),
         timeline,
-    }))
+    })
 }
 
 #[cfg(test)]

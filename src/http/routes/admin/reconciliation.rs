@@ -3,7 +3,7 @@
 //! and `POST /admin/reconciliation/{date}/run` (run it now; needs `X-Operator`, audited, a
 //! double click answers the first click's answer).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use wallyt_pay_actors::Fen;
 
 use super::actions::act;
 use super::local_time;
+use super::Acting;
 use crate::http::envelope;
 use crate::http::extractors::Admin;
 use crate::http::openapi::{Envelope, Failure};
@@ -155,13 +156,17 @@ pub async fn run(
 ) -> HttpResponse {
     let text = date.into_inner();
     let target = Some(format!("bill {text}"));
-    act(&state, &req, "reconcile", None, target, || async {
+    let acting = match Acting::from_headers(&req) {
+        Ok(acting) => acting,
+        Err(error) => return error.error_response(),
+    };
+    let operator = acting.operator.clone();
+    act(&state, &req, acting, "reconcile", None, target, || async {
         let date = bill_date(&state, &text)?;
         let reconciler = state
             .reconciler
             .as_ref()
             .ok_or(ApiError::WallytNotConfigured)?;
-        let operator = super::operator(&req)?;
         let summary = reconciler
             .run(date, &operator, true)
             .await

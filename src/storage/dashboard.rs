@@ -1,0 +1,88 @@
+//! The console dashboard's figures for one day of the console's zone: what was paid, refunded
+//! and expired in it, and what is pending now. Counts and sums in SQL (one row each), so a busy
+//! day costs four small queries rather than loading its orders.
+
+use wallyt_pay_actors::{Fen, StoreError, UnixMillis};
+
+use super::{column, store_error, Database};
+
+/// A count of rows and the sum of their amounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub count: i64,
+    pub amount: Fen,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DayFigures {
+    /// Trades paid during the day (their money received).
+    pub paid: Tally,
+    /// Refunds finished as SUCCESS during the day.
+    pub refunded: Tally,
+    /// Orders PENDING now, whatever their day.
+    pub pending: Tally,
+    /// Orders cancelled as EXPIRED during the day.
+    pub expired: Tally,
+}
+
+impl Database {
+    /// The figures of the day `[from, before)`.
+    pub async fn day_figures(
+        &self,
+        from: UnixMillis,
+        before: UnixMillis,
+    ) -> Result<DayFigures, StoreError> {
+        // CAST: PostgreSQL sums BIGINT as NUMERIC, which the Any driver cannot read as i64.
+        let paid = self
+            .tally(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen \
+                 FROM payments WHERE paid_at >= $1 AND paid_at < $2",
+                Some((from, before)),
+            )
+            .await?;
+        let refunded = self
+            .tally(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen \
+                 FROM refunds WHERE status = 'SUCCESS' AND finished_at >= $1 AND finished_at < $2",
+                Some((from, before)),
+            )
+            .await?;
+        let pending = self
+            .tally(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(total_fen), 0) AS BIGINT) AS fen \
+                 FROM orders WHERE status = 'PENDING'",
+                None,
+            )
+            .await?;
+        let expired = self
+            .tally(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(total_fen), 0) AS BIGINT) AS fen \
+                 FROM orders WHERE cancel_reason = 'EXPIRED' \
+                 AND cancelled_at >= $1 AND cancelled_at < $2",
+                Some((from, before)),
+            )
+            .await?;
+        Ok(DayFigures {
+            paid,
+            refunded,
+            pending,
+            expired,
+        })
+    }
+
+    async fn tally(
+        &self,
+        sql: &str,
+        range: Option<(UnixMillis, UnixMillis)>,
+    ) -> Result<Tally, StoreError> {
+        let mut query = sqlx::query(sql);
+        if let Some((from, before)) = range {
+            query = query.bind(from.0).bind(before.0);
+        }
+        let row = query.fetch_one(self.pool()).await.map_err(store_error)?;
+        Ok(Tally {
+            count: column(&row, "n")?,
+            amount: Fen::new(column(&row, "fen")?),
+        })
+    }
+}
