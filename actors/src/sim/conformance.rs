@@ -447,6 +447,65 @@ pub async fn stock_is_never_oversold<S: ConformanceStore + ?Sized>(store: &S, us
     assert_eq!(stock(store, tt).await, (1, 2, 0));
 }
 
+/// A refund takes only VALID tickets of its own order, each once: REFUNDING while it runs,
+/// CANCELLED with its unit back on sale when it succeeds, VALID again when it fails.
+pub async fn tickets_are_given_back_once<S: ConformanceStore + ?Sized>(store: &S, user: i64) {
+    let tt = ticket_type(store, "cf-tickets", 5).await;
+    let (order, payment) = confirmed(store, user, tt, 2).await;
+    let (other, _) = confirmed(store, user, tt, 1).await;
+    let tickets = store.tickets(order.id).await.unwrap();
+    let foreign = store.tickets(other.id).await.unwrap()[0].id;
+    let with = |no: &str, ids: Vec<i64>| NewRefund {
+        ticket_ids: ids,
+        ..requested(&payment, &format!("CFT{}{no}", payment.id), PRICE, None)
+    };
+    let first = begin(store, &with("a", vec![tickets[0].id])).await;
+    assert_eq!(first.ticket_ids, vec![tickets[0].id]);
+    let status_of = |all: Vec<crate::payment::Ticket>, id: i64| {
+        all.into_iter().find(|t| t.id == id).map(|t| t.status)
+    };
+    assert_eq!(
+        status_of(store.tickets(order.id).await.unwrap(), tickets[0].id).as_deref(),
+        Some("REFUNDING")
+    );
+    for (no, ids) in [("b", vec![tickets[0].id]), ("c", vec![foreign])] {
+        let refused = store.begin_refund(&with(no, ids), FENCE, NOW).await;
+        assert!(
+            matches!(refused, Err(BeginRefundError::TicketsNotRefundable)),
+            "a ticket in a refund or of another order: {refused:?}"
+        );
+    }
+    // The refused ones changed nothing: the second ticket is still refundable for its price.
+    let second = begin(store, &with("d", vec![tickets[1].id])).await;
+    store
+        .finish_refund(second.id, &RefundResult::Fail, FENCE, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store.tickets(order.id).await.unwrap(), tickets[1].id).as_deref(),
+        Some("VALID"),
+        "a failed refund gives its ticket back"
+    );
+    let success = RefundResult::Success {
+        refund_id: None,
+        at: NOW,
+    };
+    store
+        .finish_refund(first.id, &success, FENCE, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(store.tickets(order.id).await.unwrap(), tickets[0].id).as_deref(),
+        Some("CANCELLED")
+    );
+    assert_eq!(
+        stock(store, tt).await,
+        (3, 0, 2),
+        "the refunded ticket's unit is on sale again (2 of 3 still sold)"
+    );
+    assert_eq!(status(store, order.id).await.status, OrderStatus::Confirmed);
+}
+
 /// Every check above, in turn.
 pub async fn run_all<S: ConformanceStore + ?Sized>(store: &S, user_id: i64) {
     fencing_refuses_an_older_fence(store, user_id).await;
@@ -457,6 +516,7 @@ pub async fn run_all<S: ConformanceStore + ?Sized>(store: &S, user_id: i64) {
     late_payments_revive_or_are_refunded(store, user_id).await;
     double_payment_and_full_refund(store, user_id).await;
     stock_is_never_oversold(store, user_id).await;
+    tickets_are_given_back_once(store, user_id).await;
 }
 
 #[cfg(test)]
@@ -481,6 +541,7 @@ mod tests {
             "unique_keys",
             "refund_cap",
             "expire_guard",
+            "tickets",
         ] {
             let store = MemoryStore::new(Guards::without(name));
             let user = store.upsert_user("c", None, NOW).await.unwrap();
