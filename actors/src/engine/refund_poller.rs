@@ -37,6 +37,9 @@ pub struct RefundPoller {
     sweep: Duration,
     /// Ordered by refund id, so that a seeded simulation polls in the same order every run.
     due: BTreeMap<i64, Due>,
+    /// The one timer, armed for the earliest refund due (none while nothing is): no wake-ups
+    /// while there is nothing to ask.
+    timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl RefundPoller {
@@ -53,6 +56,36 @@ impl RefundPoller {
             base,
             sweep,
             due: BTreeMap::new(),
+            timer: None,
+        }
+    }
+
+    /// Arms the timer for the earliest refund due that is not being asked about already.
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let next = if self.registry.is_none() && !self.due.is_empty() {
+            // Nobody to ask through yet: look again shortly.
+            Some(Instant::now() + Duration::from_millis(50))
+        } else {
+            self.due
+                .values()
+                .filter(|d| !d.in_flight)
+                .map(|d| d.at)
+                .min()
+        };
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            let wait = at.saturating_duration_since(Instant::now());
+            let handle = ctx.run_later(wait, |act, ctx| {
+                act.timer = None;
+                act.tick(ctx);
+                act.rearm(ctx);
+            });
+            self.timer = Some((at, handle));
         }
     }
 
@@ -62,18 +95,21 @@ impl RefundPoller {
         ctx.spawn(
             async move { store.processing_refunds().await }
                 .into_actor(self)
-                .map(|loaded, act, _| match loaded {
-                    Ok(refunds) => {
-                        for refund in refunds {
-                            act.due.entry(refund.id).or_insert(Due {
-                                order_id: refund.order_id,
-                                attempt: 0,
-                                at: Instant::now(),
-                                in_flight: false,
-                            });
+                .map(|loaded, act, ctx| {
+                    match loaded {
+                        Ok(refunds) => {
+                            for refund in refunds {
+                                act.due.entry(refund.id).or_insert(Due {
+                                    order_id: refund.order_id,
+                                    attempt: 0,
+                                    at: Instant::now(),
+                                    in_flight: false,
+                                });
+                            }
                         }
+                        Err(error) => tracing::error!(event = "refund.poller.load_failed", %error),
                     }
-                    Err(error) => tracing::error!(event = "refund.poller.load_failed", %error),
+                    act.rearm(ctx);
                 }),
         );
     }
@@ -102,13 +138,14 @@ impl RefundPoller {
                 let actor = registry.send(Lookup(order_id)).await.map_err(busy)?;
                 actor.send(CheckRefund { refund_id }).await.map_err(busy)?
             };
-            ctx.spawn(check.into_actor(self).map(move |checked, act, _| {
+            ctx.spawn(check.into_actor(self).map(move |checked, act, ctx| {
                 let Some(due) = act.due.get_mut(&refund_id) else {
                     return;
                 };
                 match checked {
                     Ok(status) if status.is_final() => {
                         act.due.remove(&refund_id);
+                        act.rearm(ctx);
                         return;
                     }
                     // The order was busy (its lease held elsewhere, or the lock service down):
@@ -121,6 +158,7 @@ impl RefundPoller {
                 }
                 due.in_flight = false;
                 due.at = Instant::now() + backoff(act.base, due.attempt);
+                act.rearm(ctx);
             }));
         }
     }
@@ -136,8 +174,6 @@ impl Actor for RefundPoller {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.reload(ctx);
         ctx.run_interval(self.sweep, |act, ctx| act.reload(ctx));
-        let tick = (self.base / 2).max(Duration::from_millis(10));
-        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
     }
 }
 
@@ -154,7 +190,7 @@ impl Message for Watch {
 impl Handler<Watch> for RefundPoller {
     type Result = ();
 
-    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) {
         let at = Instant::now() + self.delay(0);
         self.due.entry(msg.refund_id).or_insert(Due {
             order_id: msg.order_id,
@@ -162,6 +198,7 @@ impl Handler<Watch> for RefundPoller {
             at,
             in_flight: false,
         });
+        self.rearm(ctx);
     }
 }
 
@@ -175,8 +212,9 @@ impl Message for Attach {
 impl Handler<Attach> for RefundPoller {
     type Result = ();
 
-    fn handle(&mut self, Attach(registry): Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, Attach(registry): Attach, ctx: &mut Context<Self>) {
         self.registry = Some(registry);
+        self.rearm(ctx);
     }
 }
 

@@ -86,12 +86,20 @@ pub fn always(
 fn stock(store: &State) -> Result<(), Violation> {
     let mut sold: BTreeMap<i64, i64> = BTreeMap::new();
     let mut reserved: BTreeMap<i64, i64> = BTreeMap::new();
+    // One pass over tickets and refunds, not one per order: this runs after every step.
+    let mut by_order: BTreeMap<i64, Vec<&crate::payment::Ticket>> = BTreeMap::new();
+    for t in store.tickets.values() {
+        by_order.entry(t.order_id).or_default().push(t);
+    }
+    let refunded: std::collections::BTreeSet<i64> = store
+        .refunds
+        .values()
+        .filter(|r| r.status == RefundStatus::Success)
+        .flat_map(|r| r.ticket_ids.iter().copied())
+        .collect();
     for order in store.orders.values() {
-        let tickets: Vec<_> = store
-            .tickets
-            .values()
-            .filter(|t| t.order_id == order.id)
-            .collect();
+        let tickets: Vec<&crate::payment::Ticket> =
+            by_order.get(&order.id).cloned().unwrap_or_default();
         fn live(t: &crate::payment::Ticket) -> bool {
             t.status == "VALID" || t.status == "REFUNDING"
         }
@@ -133,13 +141,9 @@ fn stock(store: &State) -> Result<(), Violation> {
         }
         // Every cancelled ticket of a paid order went back with a refund that succeeded.
         for t in tickets.iter().filter(|t| t.status == "CANCELLED") {
-            let refunded = store
-                .refunds
-                .values()
-                .any(|r| r.ticket_ids.contains(&t.id) && r.status == RefundStatus::Success)
-                || order.status == OrderStatus::Cancelled;
+            let given_back = refunded.contains(&t.id) || order.status == OrderStatus::Cancelled;
             ensure!(
-                refunded,
+                given_back,
                 "tickets",
                 "ticket {} of order {} is cancelled without a refund",
                 t.id,
