@@ -3,7 +3,7 @@
 //! operators' actions. Read-only except the audit: operators act through the engine.
 
 use sqlx::any::AnyRow;
-use wallyt_pay_actors::{Fen, StoreError, UnixMillis};
+use wallyt_pay_actors::{Fen, OrderStatus, RefundStatus, StoreError, UnixMillis};
 
 use super::{column, store_error, Database};
 
@@ -292,17 +292,20 @@ impl Database {
         let mut items = Vec::new();
         let refunds = sqlx::query(
             "SELECT order_id, out_refund_no, status, amount_fen, attempts, updated_at \
-             FROM refunds WHERE status IN ('FAIL', 'CHANGE') \
-             OR (status = 'PROCESSING' AND attempts >= $1) ORDER BY id DESC LIMIT 200",
+             FROM refunds WHERE status IN ($2, $3) \
+             OR (status = $4 AND attempts >= $1) ORDER BY id DESC LIMIT 200",
         )
         .bind(MANY_ATTEMPTS)
+        .bind(RefundStatus::Fail.as_str())
+        .bind(RefundStatus::Change.as_str())
+        .bind(RefundStatus::Processing.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(store_error)?;
         for row in &refunds {
             let status: String = column(row, "status")?;
             items.push(AttentionItem {
-                kind: if status == "PROCESSING" {
+                kind: if RefundStatus::parse(&status) == Some(RefundStatus::Processing) {
                     "REFUND_RETRIED"
                 } else {
                     "REFUND_NOT_DELIVERED"
@@ -318,9 +321,10 @@ impl Database {
         let overdue_ms = i64::try_from(overdue.as_millis()).unwrap_or(i64::MAX);
         let stuck = sqlx::query(
             "SELECT id, status, total_fen, expires_at FROM orders \
-             WHERE status = 'PENDING' AND expires_at < $1 ORDER BY id DESC LIMIT 200",
+             WHERE expires_at < $1 AND status = $2 ORDER BY id DESC LIMIT 200",
         )
         .bind(now.0.saturating_sub(overdue_ms))
+        .bind(OrderStatus::Pending.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(store_error)?;
@@ -340,9 +344,10 @@ impl Database {
         let kept = sqlx::query(
             "SELECT p.order_id, p.out_trade_no, p.status, p.amount_fen, p.refund_committed_fen, \
              p.paid_at FROM payments p JOIN orders o ON o.id = p.order_id \
-             WHERE o.status = 'CANCELLED' AND p.transaction_id IS NOT NULL \
+             WHERE o.status = $1 AND p.transaction_id IS NOT NULL \
              AND p.refund_committed_fen < p.amount_fen ORDER BY p.id DESC LIMIT 200",
         )
+        .bind(OrderStatus::Cancelled.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(store_error)?;

@@ -2,7 +2,7 @@
 //! and expired in it, and what is pending now. Counts and sums in SQL (one row each), so a busy
 //! day costs four small queries rather than loading its orders.
 
-use wallyt_pay_actors::{Fen, StoreError, UnixMillis};
+use wallyt_pay_actors::{CancelReason, Fen, OrderStatus, RefundStatus, StoreError, UnixMillis};
 
 use super::{column, store_error, Database};
 
@@ -38,28 +38,32 @@ impl Database {
                 "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen \
                  FROM payments WHERE paid_at >= $1 AND paid_at < $2",
                 Some((from, before)),
+                None,
             )
             .await?;
         let refunded = self
             .tally(
                 "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen \
-                 FROM refunds WHERE status = 'SUCCESS' AND finished_at >= $1 AND finished_at < $2",
+                 FROM refunds WHERE finished_at >= $1 AND finished_at < $2 AND status = $3",
                 Some((from, before)),
+                Some(RefundStatus::Success.as_str()),
             )
             .await?;
         let pending = self
             .tally(
                 "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(total_fen), 0) AS BIGINT) AS fen \
-                 FROM orders WHERE status = 'PENDING'",
+                 FROM orders WHERE status = $1",
                 None,
+                Some(OrderStatus::Pending.as_str()),
             )
             .await?;
         let expired = self
             .tally(
                 "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(total_fen), 0) AS BIGINT) AS fen \
-                 FROM orders WHERE cancel_reason = 'EXPIRED' \
-                 AND cancelled_at >= $1 AND cancelled_at < $2",
+                 FROM orders WHERE cancelled_at >= $1 AND cancelled_at < $2 \
+                 AND cancel_reason = $3",
                 Some((from, before)),
+                Some(CancelReason::Expired.as_str()),
             )
             .await?;
         Ok(DayFigures {
@@ -74,10 +78,14 @@ impl Database {
         &self,
         sql: &str,
         range: Option<(UnixMillis, UnixMillis)>,
+        state: Option<&str>,
     ) -> Result<Tally, StoreError> {
         let mut query = sqlx::query(sql);
         if let Some((from, before)) = range {
             query = query.bind(from.0).bind(before.0);
+        }
+        if let Some(state) = state {
+            query = query.bind(state);
         }
         let row = query.fetch_one(self.pool()).await.map_err(store_error)?;
         Ok(Tally {

@@ -15,6 +15,7 @@ mod payments;
 pub mod reconciliation;
 mod refunds;
 mod stock;
+mod tickets;
 mod users;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

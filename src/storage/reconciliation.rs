@@ -4,7 +4,7 @@
 
 use sqlx::any::AnyRow;
 use std::time::Duration;
-use wallyt_pay_actors::{Fen, StoreError, UnixMillis};
+use wallyt_pay_actors::{Fen, PaymentStatus, RefundStatus, StoreError, UnixMillis};
 
 use super::{column, store_error, Database};
 
@@ -245,11 +245,13 @@ impl Database {
     ) -> Result<Vec<OurPayment>, StoreError> {
         let rows = sqlx::query(
             "SELECT order_id, out_trade_no, amount_fen FROM payments \
-             WHERE paid_at >= $1 AND paid_at < $2 \
-             AND status IN ('PAID', 'PARTIALLY_REFUNDED', 'REFUNDED')",
+             WHERE paid_at >= $1 AND paid_at < $2 AND status IN ($3, $4, $5)",
         )
         .bind(start.0)
         .bind(end.0)
+        .bind(PaymentStatus::Paid.as_str())
+        .bind(PaymentStatus::PartiallyRefunded.as_str())
+        .bind(PaymentStatus::Refunded.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(store_error)?;
@@ -271,11 +273,12 @@ impl Database {
         end: UnixMillis,
     ) -> Result<Vec<OurRefund>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{REFUND_COLUMNS} WHERE r.status = 'SUCCESS' AND r.finished_at >= $1 \
-             AND r.finished_at < $2"
+            "{REFUND_COLUMNS} WHERE r.finished_at >= $1 AND r.finished_at < $2 \
+             AND r.status = $3"
         ))
         .bind(start.0)
         .bind(end.0)
+        .bind(RefundStatus::Success.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(store_error)?;

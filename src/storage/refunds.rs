@@ -1,7 +1,8 @@
 //! The refund half of `OrderStore` on SQL. What a payment has promised back lives in
 //! `payments.refund_committed_fen`, raised by one guarded UPDATE per refund (`… AND
 //! refund_committed_fen + $n <= amount_fen`): two refunds racing — on one node or two — cannot
-//! both fit when only one does, because the row lock makes the second re-check the sum.
+//! both fit when only one does, because the row lock makes the second re-check the sum. The
+//! tickets a refund gives back move in `tickets.rs`.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -12,10 +13,9 @@ use wallyt_pay_actors::{
     TicketStatus, UnixMillis,
 };
 
-use super::fence;
 use super::orders::rows;
-use super::stock::{self, Counter};
 use super::{column, store_error, Database};
+use super::{fence, tickets};
 
 const REFUND_COLUMNS: &str = "id, order_id, payment_id, out_refund_no, refund_id, amount_fen, \
                               reason, status, kind, attempts, created_at, finished_at, operator";
@@ -193,38 +193,12 @@ pub async fn begin(
             refundable: Fen::new(left.unwrap_or(0).max(0)),
         });
     };
-    if !hold_tickets(&mut tx, &refund).await? {
+    if !tickets::hold(&mut tx, &refund).await? {
         // Dropping the transaction undoes the commitment and the refund row.
         return Err(BeginRefundError::TicketsNotRefundable);
     }
     tx.commit().await.map_err(store_error)?;
     Ok(refund)
-}
-
-/// The refund's tickets VALID → REFUNDING, each guarded on being a VALID ticket of the order.
-/// Answers false when one is not (the caller drops the transaction).
-async fn hold_tickets(tx: &mut Transaction<'_, Any>, refund: &Refund) -> Result<bool, StoreError> {
-    let to = TicketStatus::Valid
-        .hold()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    for ticket_id in &refund.ticket_ids {
-        let held = sqlx::query(
-            "UPDATE tickets SET status = $1 WHERE id = $2 AND order_id = $3 AND status = $4",
-        )
-        .bind(to.as_str())
-        .bind(*ticket_id)
-        .bind(refund.order_id)
-        .bind(TicketStatus::Valid.as_str());
-        if rows(tx, held).await? != 1 {
-            return Ok(false);
-        }
-        let listed =
-            sqlx::query("INSERT INTO refund_tickets (refund_id, ticket_id) VALUES ($1, $2)")
-                .bind(refund.id)
-                .bind(*ticket_id);
-        rows(tx, listed).await?;
-    }
-    Ok(true)
 }
 
 /// Commits the refund's amount against its payment — one guarded UPDATE that cannot take the
@@ -348,61 +322,13 @@ pub async fn finish(
                     refund.payment_id, refund.out_refund_no
                 )));
             }
-            release_tickets(&mut tx, &refund).await?;
+            tickets::release(&mut tx, &refund).await?;
             false
         }
         RefundStatus::Change | RefundStatus::Processing => false,
     };
     tx.commit().await.map_err(store_error)?;
     Ok(FinishOutcome::Finished { order_cancelled })
-}
-
-/// The refund failed: its tickets admit their holders again.
-async fn release_tickets(tx: &mut Transaction<'_, Any>, refund: &Refund) -> Result<(), StoreError> {
-    let to = TicketStatus::Refunding
-        .release()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    for ticket_id in &refund.ticket_ids {
-        let released = sqlx::query("UPDATE tickets SET status = $1 WHERE id = $2 AND status = $3")
-            .bind(to.as_str())
-            .bind(*ticket_id)
-            .bind(TicketStatus::Refunding.as_str());
-        rows(tx, released).await?;
-    }
-    Ok(())
-}
-
-/// Cancels one ticket that is in `from` and puts its unit back on sale (sold → available).
-/// Answers whether it was in `from`.
-async fn cancel_ticket(
-    tx: &mut Transaction<'_, Any>,
-    ticket_id: i64,
-    from: TicketStatus,
-    now: UnixMillis,
-) -> Result<bool, StoreError> {
-    let to = from
-        .cancel()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    let ticket_type: Option<i64> = sqlx::query_scalar(
-        "UPDATE tickets SET status = $1, cancelled_at = $2 WHERE id = $3 AND status = $4 \
-         RETURNING ticket_type_id",
-    )
-    .bind(to.as_str())
-    .bind(now.0)
-    .bind(ticket_id)
-    .bind(from.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    let Some(ticket_type) = ticket_type else {
-        return Ok(false);
-    };
-    if !stock::shift(tx, ticket_type, 1, Counter::Sold, Counter::Available, now).await? {
-        return Err(StoreError::Other(format!(
-            "ticket {ticket_id} was not counted as sold"
-        )));
-    }
-    Ok(true)
 }
 
 /// Money went back: its tickets are cancelled (units back on sale), then the payment's
@@ -415,7 +341,7 @@ async fn record_success(
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
     for ticket_id in &refund.ticket_ids {
-        cancel_ticket(tx, *ticket_id, TicketStatus::Refunding, now).await?;
+        tickets::cancel(tx, *ticket_id, TicketStatus::Refunding, now).await?;
     }
     let (amount_fen, refunded_fen): (i64, i64) =
         sqlx::query_as("SELECT amount_fen, refunded_fen FROM payments WHERE id = $1")
@@ -504,7 +430,7 @@ async fn record_success(
             .await
             .map_err(store_error)?;
     for ticket_id in valid {
-        cancel_ticket(tx, ticket_id, TicketStatus::Valid, now).await?;
+        tickets::cancel(tx, ticket_id, TicketStatus::Valid, now).await?;
     }
     Ok(true)
 }
