@@ -1,7 +1,7 @@
 //! The deterministic simulator of the engine (issue 9).
 //!
 //! `cargo run --release -p wallyt-pay-actors --example simulate -- --seeds N [--seed S]
-//! [--steps-per-seed K] [--without GUARD] [--split-brain] [--burst PER_MILLE]`
+//! [--steps-per-seed K] [--without GUARD] [--split-brain] [--burst PER_MILLE] [--slow-store PER_MILLE]`
 //!
 //! Runs seeds S, S+1, … S+N−1 (S defaults to 0); each failing seed prints itself (seed, step,
 //! invariant, trace) and replays exactly with `--seeds 1 --seed <seed>`. Ends with
@@ -27,6 +27,7 @@ fn main() {
             "--steps-per-seed" => config.steps = value() as usize,
             "--split-brain" => config.split_brain = true,
             "--burst" => config.burst = value() as u32,
+            "--slow-store" => config.slow_store = value() as u32,
             // A mutation: the store without one of its guards (see `Guards::names`).
             "--without" => {
                 let names = args.next().unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod error;
 pub mod expiry_scheduler;
 pub mod flows;
 pub mod gateway_supervisor;
+pub mod halt;
 pub mod local_locks;
 pub mod lock_supervisor;
 pub mod messages;

@@ -103,8 +103,26 @@ pub async fn refund(
     };
     let refund = match engine.store.begin_refund(&new, engine.fence, now).await {
         Ok(refund) => refund,
-        // The same request raced itself in (two nodes): answer the refund it made.
-        Err(BeginRefundError::Exists(existing)) => return resume(engine, *existing).await,
+        Err(BeginRefundError::Exists(existing)) => {
+            // The same request raced itself in (two nodes): answer the refund it made. A
+            // refund of another request that drew the same number (two nodes that both
+            // believed they held the order, in one millisecond) is not this request's
+            // answer: busy, and the retry draws a number past it.
+            let ours = match new.request_key.as_deref() {
+                Some(key) => engine
+                    .store
+                    .refund_for_request(key)
+                    .await?
+                    .is_some_and(|bound| bound.id == existing.id),
+                None => false,
+            };
+            if ours {
+                return resume(engine, *existing).await;
+            }
+            return Err(ActorError::Busy(
+                "another refund of the order took the same number".into(),
+            ));
+        }
         Err(BeginRefundError::Exceeded { refundable }) => {
             return Err(ActorError::RefundAmountExceeded { refundable })
         }

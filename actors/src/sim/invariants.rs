@@ -91,6 +91,33 @@ fn stock(store: &State) -> Result<(), Violation> {
     for t in store.tickets.values() {
         by_order.entry(t.order_id).or_default().push(t);
     }
+    // A ticket is given back once: at most one refund that still holds or has refunded it,
+    // and only a refund of the ticket's own order.
+    let mut holders: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in store
+        .refunds
+        .values()
+        .filter(|r| matches!(r.status, RefundStatus::Processing | RefundStatus::Success))
+    {
+        for ticket_id in &r.ticket_ids {
+            let owner = store.tickets.get(ticket_id).map(|t| t.order_id);
+            ensure!(
+                owner == Some(r.order_id),
+                "tickets",
+                "refund {} of order {} takes ticket {ticket_id} of order {owner:?}",
+                r.id,
+                r.order_id
+            );
+            if let Some(first) = holders.insert(*ticket_id, r.id) {
+                ensure!(
+                    false,
+                    "ticket-given-back-once",
+                    "ticket {ticket_id} is in refunds {first} and {}",
+                    r.id
+                );
+            }
+        }
+    }
     let refunded: std::collections::BTreeSet<i64> = store
         .refunds
         .values()

@@ -18,6 +18,7 @@ use super::model_gateway::{Call, ModelGateway};
 use super::SimRng;
 use crate::engine::expiry_scheduler::{AttachSink, ExpiryScheduler};
 use crate::engine::gateway_supervisor::GatewaySupervisor;
+use crate::engine::halt::Halt;
 use crate::engine::lock_supervisor::LockSupervisor;
 use crate::engine::refund_poller::{Attach, RefundPoller};
 use crate::engine::{Engine, EngineConfig, OrderRegistry};
@@ -44,6 +45,7 @@ pub struct SimLocks {
     clock: Arc<dyn Clock>,
     wait: Duration,
     split_brain: bool,
+    released: tokio::sync::Notify,
 }
 
 impl SimLocks {
@@ -58,6 +60,7 @@ impl SimLocks {
             clock,
             wait,
             split_brain,
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -88,6 +91,7 @@ impl SimLocks {
             .get(rng.below(keys.len().max(1) as u64) as usize)?
             .clone();
         held.remove(&key);
+        self.released.notify_waiters();
         Some(key)
     }
 }
@@ -97,13 +101,27 @@ impl LockManager for SimLocks {
     async fn try_acquire(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, String> {
         let deadline = Instant::now() + self.wait;
         loop {
+            // Armed before the look, so a release between the look and the wait is not missed.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
             if let Some(lease) = self.take(key, ttl) {
                 return Ok(Some(lease));
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err("held by another node (simulated wait)".into());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Woken by a release or by the holder's expiry, never by polling: a poll every few
+            // milliseconds of simulated time was most of the simulator's work.
+            let expires = self.held.lock().unwrap().get(key).map(|(_, until)| *until);
+            let wake = expires
+                .map_or(deadline, |until| until.min(deadline))
+                .max(now);
+            tokio::select! {
+                _ = released => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
         }
     }
 
@@ -122,6 +140,7 @@ impl LockManager for SimLocks {
         let mut held = self.held.lock().unwrap();
         if held.get(&lease.key).is_some_and(|(t, _)| *t == lease.token) {
             held.remove(&lease.key);
+            self.released.notify_waiters();
         }
         Ok(())
     }
@@ -133,18 +152,19 @@ pub struct Life {
     alive: Arc<AtomicBool>,
     activity: Arc<AtomicU64>,
     network: Arc<Mutex<SimRng>>,
+    slow_store: u32,
 }
 
 impl Life {
     /// The way to the store takes a while: other tasks may run in between (0 to 2 turns of
     /// the scheduler, drawn from the seed). Without it an in-memory call never yields and two
     /// nodes could never interleave between a read and the guarded write that follows it.
-    /// Now and then (3%) the database is slow: up to 3 s of simulated time, during which
+    /// Now and then (`SimConfig::slow_store`, 3% by default) the database is slow: up to 3 s of simulated time, during which
     /// other steps (payments, notifies, crashes) happen between a flow's read and its write.
     async fn round_trip(&self) {
         let (turns, slow) = {
             let mut rng = self.network.lock().unwrap();
-            let slow = rng.chance(30).then(|| rng.below(3_000));
+            let slow = rng.chance(self.slow_store).then(|| rng.below(3_000));
             (rng.below(3), slow)
         };
         if let Some(ms) = slow {
@@ -369,6 +389,7 @@ pub struct Node {
     pub store: Arc<dyn OrderStore>,
     pub config: Arc<EngineConfig>,
     expiry: Addr<ExpiryScheduler>,
+    halts: Vec<Recipient<Halt>>,
     alive: Arc<AtomicBool>,
 }
 
@@ -381,6 +402,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub activity: Arc<AtomicU64>,
     pub network: Arc<Mutex<SimRng>>,
+    /// Per thousand store calls that take up to 3 s of simulated time.
+    pub slow_store: u32,
     pub config: EngineConfig,
 }
 
@@ -392,6 +415,7 @@ impl Node {
             alive: alive.clone(),
             activity: shared.activity.clone(),
             network: shared.network.clone(),
+            slow_store: shared.slow_store,
         };
         let store: Arc<dyn OrderStore> = Arc::new(NodeStore {
             store: shared.store.clone(),
@@ -422,10 +446,12 @@ impl Node {
         )
         .start();
         let config = Arc::new(config);
+        let gateway = GatewaySupervisor::new(Some(gateway)).start();
+        let locks = LockSupervisor::new(locks, config.lease_ttl, config.lease_wait).start();
         let engine = Engine {
             store: store.clone(),
-            gateway: GatewaySupervisor::new(Some(gateway)).start(),
-            locks: LockSupervisor::new(locks, config.lease_ttl, config.lease_wait).start(),
+            gateway: gateway.clone(),
+            locks: locks.clone(),
             clock: shared.clock.clone(),
             config: config.clone(),
             refund_poller: refund_poller.clone(),
@@ -436,12 +462,20 @@ impl Node {
         let registry = OrderRegistry::new(engine, Arc::new(AtomicUsize::new(0))).start();
         refund_poller.do_send(Attach(registry.clone()));
         expiry.do_send(AttachSink(registry.clone().recipient()));
+        let halts = vec![
+            registry.clone().recipient(),
+            expiry.clone().recipient(),
+            refund_poller.recipient(),
+            locks.recipient(),
+            gateway.recipient(),
+        ];
         Node {
             id,
             registry,
             store,
             config,
             expiry,
+            halts,
             alive,
         }
     }
@@ -450,9 +484,12 @@ impl Node {
         self.alive.load(Ordering::Relaxed)
     }
 
-    /// The node dies: from now on every call of its engine fails.
+    /// The node dies: from now on every call of its engine fails, and its timers stop.
     pub fn crash(&self) {
         self.alive.store(false, Ordering::Relaxed);
+        for actor in &self.halts {
+            actor.do_send(Halt);
+        }
     }
 
     /// A new order's expiry joins this node's timers (src/engine.rs `watch_order`).

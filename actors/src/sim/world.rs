@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub split_brain: bool,
     /// Per thousand buyer requests sent twice at once (double click, client retry).
     pub burst: u32,
+    /// Per thousand store calls that are slow (up to 3 s of simulated time), so that flows
+    /// of one order overlap across time as well as within a millisecond.
+    pub slow_store: u32,
     /// Steps the calm-down phase may take before what is still open is a violation.
     pub calm_budget: usize,
 }
@@ -83,6 +86,7 @@ impl Default for SimConfig {
             lose_lease: 15,
             split_brain: false,
             burst: 200,
+            slow_store: 30,
             calm_budget: 4_000,
         }
     }
@@ -132,10 +136,17 @@ struct World {
 
 /// Runs one seed to the end (or to its first violation).
 pub fn run_seed(seed: u64, config: &SimConfig) -> SeedReport {
-    let system = actix::System::new();
+    // A runtime without an I/O driver: nothing here does I/O, and parking on a driver costs a
+    // system call at every turn of the scheduler, which the step loop takes thousands of.
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread runtime")
+    });
     let config = config.clone();
     let report = system.block_on(async move {
-        tokio::time::pause();
         let mut world = World::new(seed, config).await;
         let report = world.run().await;
         // Stopped while the runtime still runs: dropping live actors' timers after the
@@ -221,6 +232,7 @@ impl World {
             clock,
             activity,
             network: Arc::new(std::sync::Mutex::new(rng.fork())),
+            slow_store: config.slow_store,
             config: engine,
         };
         let nodes = (0..config.nodes)
