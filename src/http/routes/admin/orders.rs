@@ -296,10 +296,19 @@ pub async fn order_story(state: &AppState, id: i64) -> Result<AdminOrder, ApiErr
     let tickets = db.tickets(id).await?;
     let events = db.events_of_order(id).await?;
     let closures = db.closures_of_order(id).await?;
+    let request_ids = db.request_ids_of_order(id).await?;
     let openid = db.openid_of_user(order.user_id).await?;
     let zone = state.console_tz;
     let at = |t: UnixMillis| local_time(zone, t);
-    let timeline = timeline(zone, &order, &payments, &refunds, &closures, &events);
+    let timeline = timeline(
+        zone,
+        &order,
+        &payments,
+        &refunds,
+        &closures,
+        &events,
+        &request_ids,
+    );
     Ok(AdminOrder {
         id: order.id,
         status: order.status.as_str(),

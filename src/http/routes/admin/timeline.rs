@@ -11,6 +11,7 @@ use wallyt_pay_actors::{CancelReason, Fen, Order, Payment, Refund, UnixMillis};
 
 use super::local_time;
 use crate::storage::admin::StoredEvent;
+use crate::storage::request_ids::RequestIds;
 
 /// The most of a stored body a timeline shows; the whole body stays in the database.
 const MAX_DETAIL_CHARS: usize = 4000;
@@ -38,6 +39,9 @@ pub struct TimelineEntry {
     pub ticket_ids: Option<Vec<i64>>,
     /// The gateway's own words, or the stored body (cut at 4,000 characters).
     pub detail: Option<String>,
+    /// The HTTP request that caused it (the `X-Request-Id` it answered and the `request_id`
+    /// of its log lines); absent for what timers and pollers did, and for older rows.
+    pub request_id: Option<String>,
     #[serde(skip)]
     instant: UnixMillis,
 }
@@ -54,6 +58,7 @@ fn entry(instant: UnixMillis, kind: &str) -> TimelineEntry {
         operator: None,
         ticket_ids: None,
         detail: None,
+        request_id: None,
         instant,
     }
 }
@@ -70,6 +75,7 @@ pub fn timeline(
     refunds: &[Refund],
     closures: &[(String, UnixMillis)],
     events: &[StoredEvent],
+    request_ids: &RequestIds,
 ) -> Vec<TimelineEntry> {
     let mut entries = Vec::new();
     let mut created = entry(order.created_at, "order.created");
@@ -79,6 +85,7 @@ pub fn timeline(
         let mut prepay = entry(payment.created_at, "payment.created");
         prepay.out_trade_no = Some(payment.out_trade_no.clone());
         prepay.amount = Some(payment.amount);
+        prepay.request_id = request_ids.payments.get(&payment.id).cloned();
         entries.push(prepay);
         if let Some(paid_at) = payment.paid_at {
             let mut paid = entry(paid_at, "payment.paid");
@@ -101,6 +108,7 @@ pub fn timeline(
         asked.operator = refund.operator.clone();
         asked.ticket_ids = Some(refund.ticket_ids.clone());
         asked.detail = refund.reason.clone();
+        asked.request_id = request_ids.refunds.get(&refund.id).cloned();
         entries.push(asked);
         if let Some(finished_at) = refund.finished_at {
             let mut finished = entry(finished_at, "refund.finished");
@@ -135,6 +143,7 @@ pub fn timeline(
             logged.out_trade_no = event.out_trade_no.clone();
         }
         logged.detail = cut(&event.raw);
+        logged.request_id = event.request_id.clone();
         entries.push(logged);
     }
     // Stable: what happened in the same millisecond keeps the order it was pushed in
