@@ -90,7 +90,7 @@ mod tests {
             .insert_header(("X-Request-Id", "given-42"))
             .to_request();
         let response = call_service(&app, request).await;
-        assert_eq!(response.headers()["x-request-id"], "given-42");
+        assert_eq!(response.headers().get("x-request-id").unwrap(), "given-42");
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let line = text
             .lines()

@@ -12,7 +12,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use rand::RngCore;
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -133,7 +133,7 @@ impl RootSpanBuilder for RequestSpan {
     ) {
         let status = match outcome {
             Ok(response) => response.status(),
-            Err(error) => error.as_response_error().status_code(),
+            Err(error) => error.error_response().status(),
         };
         span.record("status", status.as_u16());
     }

@@ -14,6 +14,7 @@ use crate::http::extractors::AuthUser;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
 use crate::http::ratelimit::Caller;
+use crate::http::request_id::RequestId;
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
