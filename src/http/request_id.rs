@@ -10,6 +10,7 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -90,17 +91,21 @@ pub async fn assign(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = RequestId::from_header(req.headers().get(HEADER));
     let value = HeaderValue::from_str(id.as_str()).expect("a sane id is a valid header value");
+    let name = HeaderName::from_static(HEADER);
     req.extensions_mut().insert(id);
-    let request = req.request().clone();
-    let mut response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        // Rendered here so that an error answer carries the id too.
-        Err(error) => ServiceResponse::from_err(error, request),
-    };
-    response
-        .headers_mut()
-        .insert(HeaderName::from_static(HEADER), value);
-    Ok(response)
+    // The request is not kept (routing needs it unshared), so an error is rendered from
+    // itself: its answer carries the id too.
+    match next.call(req).await {
+        Ok(mut response) => {
+            response.headers_mut().insert(name, value);
+            Ok(response.map_into_boxed_body())
+        }
+        Err(error) => {
+            let mut response = error.error_response();
+            response.headers_mut().insert(name, value);
+            Err(InternalError::from_response(error, response).into())
+        }
+    }
 }
 
 /// The root span of each request (for `tracing_actix_web::TracingLogger`): our request id
