@@ -261,16 +261,16 @@ async fn a_buyer_pays_at_the_sandbox_cashier_and_the_console_shows_it_confirmed(
     let c = &browser.client;
 
     // The pay sheet, as the buyer would see it after wx.requestPayment.
-    c.goto(&app.url(&format!("/sandbox/cashier/{otn}")))
-        .await
-        .unwrap();
+    let cashier = app.url(&format!("/sandbox/cashier/{otn}"));
+    c.goto(&cashier).await.unwrap();
     wait_text(c, "#trade-status", "NOTPAY").await;
     wait_text(c, "#amount", "¥100.00").await;
     screenshot(c, "sandbox-cashier").await;
     click(c, "#pay").await;
     wait_text(c, "#flash", "Paid").await;
     wait_text(c, "#trade-status", "SUCCESS").await;
-    wait_text(c, "#notify", "acknowledged").await;
+    // The notify goes out after the page was drawn: it shows on the next load.
+    reload_until(c, &cashier, "#notify", "acknowledged").await;
     screenshot(c, "sandbox-cashier-paid").await;
 
     // The operator sees the order confirmed by the notify, with the request that brought it.
