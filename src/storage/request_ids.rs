@@ -63,3 +63,43 @@ impl Database {
         Ok(ids)
     }
 }
+
+/// An operator's action on an order, as `admin_audit` holds it.
+#[derive(Debug, Clone)]
+pub struct AuditedAction {
+    pub action: String,
+    pub operator: String,
+    pub target: Option<String>,
+    pub status: i64,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub created_at: wallyt_pay_actors::UnixMillis,
+}
+
+impl Database {
+    /// The operators' actions on the order, oldest first: the timeline shows them beside
+    /// what the engine recorded for them (a sync's queries carry no request id of their own).
+    pub async fn actions_of_order(&self, order_id: i64) -> Result<Vec<AuditedAction>, StoreError> {
+        sqlx::query(
+            "SELECT action, operator, target, status, outcome, request_id, created_at \
+             FROM admin_audit WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| {
+            Ok(AuditedAction {
+                action: column(row, "action")?,
+                operator: column(row, "operator")?,
+                target: column(row, "target")?,
+                status: column(row, "status")?,
+                outcome: column(row, "outcome")?,
+                request_id: column(row, "request_id")?,
+                created_at: wallyt_pay_actors::UnixMillis(column(row, "created_at")?),
+            })
+        })
+        .collect()
+    }
+}

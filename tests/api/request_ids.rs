@@ -63,6 +63,22 @@ async fn ids_are_echoed_generated_or_replaced() {
     let refused = request(Some("r-401"), "/admin/orders").await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(id_of(&refused), "r-401");
+
+    // A refused notify's summary row names the request that brought it.
+    let forged = app
+        .client
+        .post(app.url("/payments/wallyt/notify"))
+        .header("X-Request-Id", "req-forged-1")
+        .body("<xml><sign>forged</sign></xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.text().await.unwrap(), "fail");
+    let stored: Option<String> = sqlx::query_scalar("SELECT request_id FROM notify_rejections")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some("req-forged-1"));
 }
 
 async fn ids_are_stored_with_what_requests_cause(backend: Backend) {
@@ -149,6 +165,8 @@ async fn ids_are_stored_with_what_requests_cause(backend: Backend) {
         ids_of("refund.requested"),
         [json!("req-refund-1"), json!(operator_request)]
     );
+    // The operator's action itself, from the audit, under the same id.
+    assert_eq!(ids_of("admin.refund"), [json!(operator_request)]);
 
     // The console's order page shows them beside the events.
     let console = Console::sign_in(&app, "甲").await;
