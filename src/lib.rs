@@ -5,8 +5,13 @@
 //!
 //! - [`config`]: layered settings under the contract's variable names; typed secrets.
 //! - [`startup`]: `Application::build(settings)` — database, clients, listener, server.
-//! - [`telemetry`]: the tracing subscriber.
-//! - [`http`]: routes, authentication extractors, the JSON envelope and the one `ApiError`.
+//! - [`telemetry`]: the tracing subscriber (each request's lines carry its `request_id`,
+//!   assigned by `http::request_id`).
+//! - [`http`]: routes, authentication extractors, the JSON envelope and the one `ApiError`,
+//!   request ids.
+//! - [`console`]: the operations console's server-rendered pages at `/console`.
+//! - [`sandbox`]: the local imitation of Wallyt and WeChat (development and tests), with its
+//!   controls and the cashier page.
 //! - [`auth`]: the HS256 login token.
 //! - [`storage`]: sqlx adapters of the store ports, on SQLite or PostgreSQL, and migrations.
 //! - [`gateway`]: outbound clients — WeChat's `jscode2session` today, Wallyt next.

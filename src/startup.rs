@@ -28,6 +28,7 @@ use crate::gateway::wallyt::{ClientPolicy, SignKeys, SignType, WallytClient, Wal
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::client_ip::ClientIps;
 use crate::http::ratelimit::RateLimits;
+use crate::http::request_id::{self, RequestSpan};
 use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
 use crate::reconcile::{schedule, Reconciler};
@@ -164,6 +165,10 @@ impl Application {
             ),
             notify_url,
         });
+        // Failed calls are kept durably for the dashboard and the timelines.
+        if let Some(payments) = &wallyt {
+            payments.client.log_failures_to(Arc::new(db.clone()));
+        }
         let gateway = wallyt.as_ref().map(|payments| {
             Arc::new(WallytGateway {
                 client: payments.client.clone(),
@@ -282,7 +287,9 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
+                // Outermost: the id exists before the root span opens and is on every answer.
+                .wrap(actix_web::middleware::from_fn(request_id::assign))
                 .app_data(state.clone())
                 .app_data(rejections::json_config())
                 .app_data(rejections::path_config())

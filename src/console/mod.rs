@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/signin", web::post().to(signin::submit))
             .route("/signout", web::post().to(signin::signout))
             .route("/orders", web::get().to(pages::orders::show))
+            .route("/refunds", web::get().to(pages::refunds::show))
             .route("/orders/{id}", web::get().to(pages::order::show))
             .route("/orders/{id}/sync", web::post().to(pages::actions::sync))
             .route(
@@ -111,6 +112,7 @@ pub fn page(
                         nav {
                             a href="/console" { "Dashboard" }
                             a href="/console/orders" { "Orders" }
+                            a href="/console/refunds" { "Refunds" }
                             a href="/docs/" { "API docs" }
                         }
                         form.signout method="post" action="/console/signout" {

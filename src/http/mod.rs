@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod ratelimit;
 pub mod rejections;
+pub mod request_id;
 pub mod routes;
 pub mod slow_clients;
 pub mod time;

@@ -1,6 +1,6 @@
 //! The sandbox's own controls, under `/sandbox`: look at trades and their notify attempts,
-//! make the user pay, close a trade on the gateway's side, redeliver a notify, and inject
-//! faults.
+//! make the user pay (or fail to), close a trade on the gateway's side, redeliver a notify,
+//! and inject faults. The cashier page (`cashier`) acts through the same functions.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path};
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::faults::Faults;
 use super::notify::spawn_delivery;
+use super::state::Trade;
 use super::Sandbox;
 use crate::gateway::wallyt::time::format_gmt8;
 use crate::gateway::wallyt::trade::TradeState;
@@ -53,6 +54,9 @@ pub struct PayOptions {
     force: bool,
 }
 
+/// Why a control could not act: the status and a message for the caller.
+pub type Refusal = (StatusCode, &'static str);
+
 /// The user pays: the trade becomes SUCCESS and its notify goes out.
 pub async fn pay(
     sandbox: Data<Sandbox>,
@@ -60,11 +64,39 @@ pub async fn pay(
     options: Option<Json<PayOptions>>,
 ) -> HttpResponse {
     let force = options.map(|o| o.force).unwrap_or(false);
+    answer(pay_trade(&sandbox, &out_trade_no, force))
+}
+
+/// The buyer's payment fails (bank refused, wrong password too often): the trade becomes
+/// PAYERROR and stays unpaid. No notify goes out — the sandbox notifies payments only — so
+/// the merchant learns of it by query, and reads PAYERROR as a trade that can no longer be
+/// paid (the engine treats it as closed and a new prepay may follow).
+pub async fn fail(sandbox: Data<Sandbox>, out_trade_no: Path<String>) -> HttpResponse {
+    answer(fail_trade(&sandbox, &out_trade_no))
+}
+
+/// The gateway closes an unpaid trade on its own (an operator in the merchant console, a
+/// cleanup of its own), without the merchant asking: the engine learns of it only when it
+/// queries or closes the trade itself.
+pub async fn close(sandbox: Data<Sandbox>, out_trade_no: Path<String>) -> HttpResponse {
+    answer(close_trade(&sandbox, &out_trade_no))
+}
+
+fn answer(result: Result<Trade, Refusal>) -> HttpResponse {
+    match result {
+        Ok(trade) => HttpResponse::Ok().json(trade),
+        Err((status, message)) => refuse(status, message),
+    }
+}
+
+/// Pays a NOTPAY trade (or, with `force`, a CLOSED one: a late payment) and starts the
+/// delivery of its signed notify. The cashier page's Pay button comes here too.
+pub fn pay_trade(sandbox: &Sandbox, out_trade_no: &str, force: bool) -> Result<Trade, Refusal> {
     let now = sandbox.now();
     let mch_id = sandbox.config().mch_id.clone();
     let paid = sandbox.with_state(|s| {
         let seq = s.next_seq();
-        let Some(trade) = s.trades.get_mut(out_trade_no.as_str()) else {
+        let Some(trade) = s.trades.get_mut(out_trade_no) else {
             return Err((StatusCode::NOT_FOUND, "no such trade"));
         };
         trade.refresh(now.0);
@@ -80,39 +112,47 @@ pub async fn pay(
         trade.out_transaction_id = Some(format!("4200{}{seq:014}", &stamp[..8]));
         trade.time_end = Some(stamp);
         Ok(trade.clone())
-    });
-    match paid {
-        Ok(trade) => {
-            spawn_delivery(sandbox.get_ref().clone(), trade.out_trade_no.clone());
-            HttpResponse::Ok().json(trade)
-        }
-        Err((status, message)) => refuse(status, message),
-    }
+    })?;
+    spawn_delivery(sandbox.clone(), paid.out_trade_no.clone());
+    Ok(paid)
 }
 
-/// The gateway closes an unpaid trade on its own (an operator in the merchant console, a
-/// cleanup of its own), without the merchant asking: the engine learns of it only when it
-/// queries or closes the trade itself.
-pub async fn close(sandbox: Data<Sandbox>, out_trade_no: Path<String>) -> HttpResponse {
+/// NOTPAY → PAYERROR (see [`fail`]).
+pub fn fail_trade(sandbox: &Sandbox, out_trade_no: &str) -> Result<Trade, Refusal> {
     let now = sandbox.now().0;
-    let closed = sandbox.with_state(|s| {
-        let Some(trade) = s.trades.get_mut(out_trade_no.as_str()) else {
+    sandbox.with_state(|s| {
+        let Some(trade) = s.trades.get_mut(out_trade_no) else {
             return Err((StatusCode::NOT_FOUND, "no such trade"));
         };
         trade.refresh(now);
         match trade.state {
             TradeState::NotPay => {
+                trade.state = TradeState::PayError;
+                Ok(trade.clone())
+            }
+            TradeState::Closed => Err((StatusCode::CONFLICT, "trade is closed")),
+            _ => Err((StatusCode::CONFLICT, "trade is not payable")),
+        }
+    })
+}
+
+/// An unpaid trade (NOTPAY, or PAYERROR after a failed payment) → CLOSED.
+pub fn close_trade(sandbox: &Sandbox, out_trade_no: &str) -> Result<Trade, Refusal> {
+    let now = sandbox.now().0;
+    sandbox.with_state(|s| {
+        let Some(trade) = s.trades.get_mut(out_trade_no) else {
+            return Err((StatusCode::NOT_FOUND, "no such trade"));
+        };
+        trade.refresh(now);
+        match trade.state {
+            TradeState::NotPay | TradeState::PayError => {
                 trade.state = TradeState::Closed;
                 Ok(trade.clone())
             }
             TradeState::Closed => Err((StatusCode::CONFLICT, "trade is already closed")),
             _ => Err((StatusCode::CONFLICT, "trade is paid")),
         }
-    });
-    match closed {
-        Ok(trade) => HttpResponse::Ok().json(trade),
-        Err((status, message)) => refuse(status, message),
-    }
+    })
 }
 
 /// Starts another round of notify delivery for a paid trade.

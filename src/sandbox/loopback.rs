@@ -72,6 +72,9 @@ mod tests {
             (actix_web::http::Method::GET, "/sandbox/trades/T1"),
             (actix_web::http::Method::POST, "/sandbox/trades/T1/pay"),
             (actix_web::http::Method::POST, "/sandbox/trades/T1/close"),
+            (actix_web::http::Method::POST, "/sandbox/trades/T1/fail"),
+            (actix_web::http::Method::GET, "/sandbox/cashier/T1"),
+            (actix_web::http::Method::POST, "/sandbox/cashier/T1"),
             (actix_web::http::Method::PUT, "/sandbox/faults"),
             (actix_web::http::Method::GET, "/sandbox/faults"),
         ] {

@@ -7,9 +7,11 @@
 //! /pay/bill`, the daily bill of its own trades), [`services`] (the five
 //! services), [`state`] (trades, refunds, notify attempts), [`notify`] (delivery with the real
 //! retry schedule), [`faults`] (what to get wrong), [`control`] (`/sandbox/trades…`,
-//! `/sandbox/faults`), [`wechat`] (`GET /sns/jscode2session`).
+//! `/sandbox/faults`), [`cashier`] (`/sandbox/cashier/{out_trade_no}`, a pay sheet for
+//! people), [`wechat`] (`GET /sns/jscode2session`).
 
 pub mod bill;
+pub mod cashier;
 pub mod control;
 pub mod faults;
 pub mod gateway;
@@ -76,6 +78,8 @@ struct Inner {
     state: Mutex<SandboxState>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// The cashier page's form token (see `cashier`): random per process.
+    cashier_token: String,
 }
 
 impl Sandbox {
@@ -91,6 +95,7 @@ impl Sandbox {
                 state: Mutex::new(SandboxState::default()),
                 http,
                 clock: Arc::new(SystemClock),
+                cashier_token: random_hex(16),
             }),
         }
     }
@@ -124,6 +129,10 @@ impl Sandbox {
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SandboxState) -> R) -> R {
         let mut state = self.inner.state.lock().expect("sandbox state lock");
         f(&mut state)
+    }
+
+    pub fn cashier_token(&self) -> &str {
+        &self.inner.cashier_token
     }
 
     pub fn now(&self) -> UnixMillis {
@@ -185,12 +194,19 @@ pub fn control_routes(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(control::list_trades))
             .route("/{out_trade_no}", web::get().to(control::get_trade))
             .route("/{out_trade_no}/pay", web::post().to(control::pay))
+            .route("/{out_trade_no}/fail", web::post().to(control::fail))
             .route("/{out_trade_no}/close", web::post().to(control::close))
             .route("/{out_trade_no}/notify", web::post().to(control::redeliver))
             .route(
                 "/{out_trade_no}/faults",
                 web::put().to(control::set_trade_faults),
             ),
+    )
+    .service(
+        web::scope("/cashier")
+            .wrap(guard())
+            .route("/{out_trade_no}", web::get().to(cashier::show))
+            .route("/{out_trade_no}", web::post().to(cashier::act)),
     )
     .service(
         web::scope("/faults")

@@ -233,7 +233,8 @@ pub fn close(ctx: Context<'_>, fields: &Fields) -> Outcome {
     trade.refresh(ctx.now.0);
     trade.close_calls += 1;
     match trade.state {
-        TradeState::NotPay => {
+        // A trade whose payment failed (PAYERROR) is unpaid: it closes like a NOTPAY one.
+        TradeState::NotPay | TradeState::PayError => {
             trade.state = TradeState::Closed;
             Ok(Fields::new())
         }

@@ -56,6 +56,8 @@ pub struct StoredEvent {
     pub verdict: String,
     pub raw: String,
     pub created_at: UnixMillis,
+    /// The HTTP request that caused it, when one did (migration 0010).
+    pub request_id: Option<String>,
 }
 
 /// Something that needs a human, with the order it is about.
@@ -229,7 +231,7 @@ impl Database {
     /// were stored before the order was known (a notify's body is stored before it is judged).
     pub async fn events_of_order(&self, order_id: i64) -> Result<Vec<StoredEvent>, StoreError> {
         sqlx::query(
-            "SELECT id, kind, out_trade_no, verdict, raw, created_at FROM payment_events \
+            "SELECT id, kind, out_trade_no, verdict, raw, created_at, request_id FROM payment_events \
              WHERE order_id = $1 OR out_trade_no IN \
              (SELECT out_trade_no FROM payments WHERE order_id = $1) ORDER BY id",
         )
@@ -268,7 +270,7 @@ impl Database {
     /// A stored event by id.
     pub async fn payment_event(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
         sqlx::query(
-            "SELECT id, kind, out_trade_no, verdict, raw, created_at FROM payment_events \
+            "SELECT id, kind, out_trade_no, verdict, raw, created_at, request_id FROM payment_events \
              WHERE id = $1",
         )
         .bind(id)
@@ -416,5 +418,6 @@ fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
         verdict: column(row, "verdict")?,
         raw: column(row, "raw")?,
         created_at: UnixMillis(column(row, "created_at")?),
+        request_id: column(row, "request_id")?,
     })
 }

@@ -1,6 +1,7 @@
 //! The console dashboard's figures for one day of the console's zone: what was paid, refunded
-//! and expired in it, and what is pending now. Counts and sums in SQL (one row each), so a busy
-//! day costs four small queries rather than loading its orders.
+//! and expired in it, what is pending now, and how many gateway calls failed in it. Counts and
+//! sums in SQL (one row each), so a busy day costs five small queries rather than loading its
+//! orders.
 
 use wallyt_pay_actors::{CancelReason, Fen, OrderStatus, RefundStatus, StoreError, UnixMillis};
 
@@ -23,6 +24,8 @@ pub struct DayFigures {
     pub pending: Tally,
     /// Orders cancelled as EXPIRED during the day.
     pub expired: Tally,
+    /// Gateway calls that failed during the day (see `storage::gateway_errors`).
+    pub gateway_errors: i64,
 }
 
 impl Database {
@@ -66,11 +69,13 @@ impl Database {
                 Some(CancelReason::Expired.as_str()),
             )
             .await?;
+        let gateway_errors = self.gateway_errors_between(from, before).await?;
         Ok(DayFigures {
             paid,
             refunded,
             pending,
             expired,
+            gateway_errors,
         })
     }
 

@@ -38,6 +38,8 @@ pub struct VerifiedNotify<'a> {
     /// Names what the notify reports (trade, outcome, transaction): one whole body per key.
     /// `None` stores it unconditionally.
     pub notify_key: Option<&'a str>,
+    /// The id of the HTTP request that delivered it (`http::request_id`).
+    pub request_id: &'a str,
 }
 
 /// The outcome of one notify, recorded after it was judged.
@@ -46,6 +48,8 @@ pub struct NotifyVerdict<'a> {
     pub out_trade_no: Option<&'a str>,
     pub verdict: &'a str,
     pub body_sha256: &'a str,
+    /// The request that delivered the notify, or the operator's replay request.
+    pub request_id: &'a str,
 }
 
 impl Database {
@@ -59,8 +63,9 @@ impl Database {
         // One INSERT against the unique index: of concurrent copies exactly one is stored.
         let inserted = sqlx::query(
             "INSERT INTO payment_events \
-             (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256, notify_key) \
-             VALUES ('notify', NULL, $1, 'received', $2, $3, $4, $5) \
+             (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256, notify_key, \
+             request_id) \
+             VALUES ('notify', NULL, $1, 'received', $2, $3, $4, $5, $6) \
              ON CONFLICT DO NOTHING",
         )
         .bind(notify.out_trade_no)
@@ -68,6 +73,7 @@ impl Database {
         .bind(now.0)
         .bind(notify.body_sha256)
         .bind(notify.notify_key)
+        .bind(notify.request_id)
         .execute(self.pool())
         .await
         .map_err(store_error)?;
@@ -82,14 +88,15 @@ impl Database {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO payment_events \
-             (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256) \
-             VALUES ('notify.verdict', $1, $2, $3, '', $4, $5)",
+             (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256, request_id) \
+             VALUES ('notify.verdict', $1, $2, $3, '', $4, $5, $6)",
         )
         .bind(verdict.order_id)
         .bind(verdict.out_trade_no)
         .bind(verdict.verdict)
         .bind(now.0)
         .bind(verdict.body_sha256)
+        .bind(verdict.request_id)
         .execute(self.pool())
         .await
         .map(drop)
@@ -101,6 +108,7 @@ impl Database {
         &self,
         body: &[u8],
         verdict: &str,
+        request_id: &str,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         // Raw bytes (BLOB/BYTEA), not text: the cut may split a UTF-8 character, and
@@ -108,14 +116,15 @@ impl Database {
         let prefix = body[..body.len().min(REJECTED_PREFIX_BYTES)].to_vec();
         sqlx::query(
             "INSERT INTO notify_rejections \
-             (body_sha256, body_len, body_prefix, verdict, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             (body_sha256, body_len, body_prefix, verdict, created_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(sha256_hex(body))
         .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
         .bind(prefix)
         .bind(verdict)
         .bind(now.0)
+        .bind(request_id)
         .execute(self.pool())
         .await
         .map(drop)

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
-use crate::shop::paid_purchase;
+use crate::shop::{paid_purchase, purchase};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -208,6 +208,12 @@ async fn an_operator_finds_refunds_and_syncs_an_order_in_chromium() {
     let shot = screenshot(c, "console-dashboard").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
 
+    // The refunds page: both refunds, newest (the CHANGE one) first.
+    click(c, "nav a[href='/console/refunds']").await;
+    let refunds = wait_text(c, "#refunds", "CHANGE").await;
+    assert!(refunds.contains("买家不能来了"), "{refunds}");
+    screenshot(c, "console-refunds").await;
+
     // Both console refunds are audited under the session's operator.
     assert_eq!(
         app.count(
@@ -216,5 +222,82 @@ async fn an_operator_finds_refunds_and_syncs_an_order_in_chromium() {
         .await,
         2
     );
+    c.clone().close().await.unwrap();
+}
+
+/// Opens the page again until `css` says `needle`: the console has no script that refreshes
+/// it, so a payment confirmed by a notify shows on the next load.
+async fn reload_until(client: &Client, url: &str, css: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        client.goto(url).await.unwrap();
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            let text = element.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{css} still says {text:?}, not {needle:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_pays_at_the_sandbox_cashier_and_the_console_shows_it_confirmed() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let p = purchase(&app, 10, 2).await;
+    let prepay = app.prepay(&p.token, &p.order, &p.openid).await;
+    let prepay: serde_json::Value = prepay.json().await.unwrap();
+    let otn = prepay["data"]["outTradeNo"].as_str().unwrap().to_owned();
+    let order = p.order.as_i64().unwrap();
+    let c = &browser.client;
+
+    // The pay sheet, as the buyer would see it after wx.requestPayment.
+    let cashier = app.url(&format!("/sandbox/cashier/{otn}"));
+    c.goto(&cashier).await.unwrap();
+    wait_text(c, "#trade-status", "NOTPAY").await;
+    wait_text(c, "#amount", "¥100.00").await;
+    screenshot(c, "sandbox-cashier").await;
+    click(c, "#pay").await;
+    wait_text(c, "#flash", "Paid").await;
+    wait_text(c, "#trade-status", "SUCCESS").await;
+    // The notify goes out after the page was drawn: it shows on the next load.
+    reload_until(c, &cashier, "#notify", "acknowledged").await;
+    screenshot(c, "sandbox-cashier-paid").await;
+
+    // The operator sees the order confirmed by the notify, with the request that brought it.
+    c.goto(&app.url("/console")).await.unwrap();
+    wait_text(c, "h1", "Sign in").await;
+    type_into(c, "input[name=token]", ADMIN_TOKEN).await;
+    type_into(c, "input[name=operator]", "值班员 Li").await;
+    click(c, "#signin").await;
+    wait_text(c, "h1", "Dashboard").await;
+    let page = app.url(&format!("/console/orders/{order}"));
+    reload_until(c, &page, "#order-status", "CONFIRMED").await;
+    let timeline = wait_text(c, "#timeline", "notify.received").await;
+    assert!(timeline.contains("confirmed"), "{timeline}");
+    let ids = c
+        .find_all(Locator::Css("#timeline td.request-id"))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for cell in ids {
+        shown.push(cell.text().await.unwrap());
+    }
+    assert!(
+        shown
+            .iter()
+            .any(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{shown:?}"
+    );
+    screenshot(c, "console-order-paid-at-cashier").await;
     c.clone().close().await.unwrap();
 }

@@ -12,6 +12,8 @@ use crate::shop::paid_purchase;
 on_both_backends!(
     actions_without_the_sessions_csrf_token_are_refused,
     markup_in_ticket_names_and_reasons_is_shown_as_text,
+    the_refunds_page_lists_filters_and_pages,
+    the_dashboard_counts_todays_gateway_errors,
 );
 
 /// A console client: no redirects followed, so the tests see the 303s and cookies.
@@ -87,7 +89,7 @@ impl<'a> Console<'a> {
 }
 
 /// The value of the first hidden field `name` on a page.
-fn hidden(page: &str, name: &str) -> String {
+pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page
         .find(&marker)
@@ -281,4 +283,125 @@ async fn pages_need_a_session_and_docs_are_served_locally() {
     let initializer = app.get("/docs/swagger-initializer.js").await;
     assert_eq!(initializer.status(), StatusCode::OK);
     assert!(initializer.text().await.unwrap().contains("/openapi.json"));
+}
+
+/// `/console/refunds`: newest first, filtered by status, paged, the reason escaped.
+async fn the_refunds_page_lists_filters_and_pages(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {
+        return;
+    };
+    let (p, otn) = paid_purchase(&app, 10, 3).await;
+    let order = p.order.as_i64().unwrap();
+    let reason = "<script>alert('r')</script>";
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/orders/{order}/refunds")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("X-Operator", "Li Lei")
+        .json(&json!({ "amount": 10.00, "reason": reason }))
+        .send()
+        .await
+        .unwrap();
+    expect_status(response, StatusCode::OK).await;
+    // The gateway refuses the next one: a FAIL refund.
+    app.sandbox_faults(Some(&otn), json!({ "refund_outcome": "FAIL" }))
+        .await;
+    let response = app
+        .refund(
+            &p.token,
+            json!({ "orderId": order, "refundAmount": 50.00 }),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+
+    let console = Console::sign_in(&app, "甲").await;
+    let (status, page) = console.get("/console/refunds").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let failed = page.find("¥50.00").expect("the failed refund");
+    let goodwill = page.find("¥10.00").expect("the operator's refund");
+    assert!(failed < goodwill, "newest first");
+    assert!(page.contains(&format!("href=\"/console/orders/{order}\"")));
+    assert!(page.contains("Li Lei"));
+    assert!(
+        page.contains("&lt;script&gt;alert('r')&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "{page}");
+
+    let (_, fails) = console.get("/console/refunds?status=FAIL").await;
+    assert!(
+        fails.contains("¥50.00") && !fails.contains("¥10.00"),
+        "{fails}"
+    );
+    let (_, successes) = console.get("/console/refunds?status=SUCCESS").await;
+    assert!(successes.contains("¥10.00") && !successes.contains("¥50.00"));
+    let (status, _) = console.get("/console/refunds?status=DONE").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // 20 more refunds: the first page holds 20 and links to the next, which ends the list.
+    let payment: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE out_trade_no = $1")
+        .bind(&otn)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        sqlx::query(
+            "INSERT INTO refunds (order_id, payment_id, out_refund_no, amount_fen, status, \
+             attempts, created_at, updated_at) VALUES ($1, $2, $3, 1, 'SUCCESS', 1, 0, 0)",
+        )
+        .bind(order)
+        .bind(payment)
+        .bind(format!("RF-bulk-{i}"))
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    }
+    let (_, first) = console.get("/console/refunds").await;
+    assert!(first.contains("RF-bulk-19") && !first.contains("¥10.00"));
+    let marker = "id=\"next-page\"";
+    let link_at = first.find(marker).expect("a next page");
+    let href = first[..link_at].rsplit("href=\"").next().unwrap();
+    let next = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    let (status, second) = console.get(&next).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert!(
+        second.contains("¥10.00") && second.contains("¥50.00"),
+        "{second}"
+    );
+    assert!(!second.contains(marker), "the last page");
+}
+
+/// The dashboard counts today's failed gateway calls (timeouts, 5xx, garbage …), kept
+/// durably as `gateway.error` events.
+async fn the_dashboard_counts_todays_gateway_errors(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_sandbox(backend, |_| {}).await else {
+        return;
+    };
+    let p = crate::shop::purchase(&app, 10, 1).await;
+    app.sandbox_faults(None, json!({ "gateway_5xx": 1 })).await;
+    let response = app.prepay(&p.token, &p.order, &p.openid).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let sql = "SELECT COUNT(*) FROM payment_events WHERE kind = 'gateway.error'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.count(sql).await < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count(sql).await, 1);
+    let (verdict, raw): (String, String) =
+        sqlx::query_as("SELECT verdict, raw FROM payment_events WHERE kind = 'gateway.error'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(verdict, "transport");
+    assert!(raw.starts_with("pay.weixin.jspay: "), "{raw}");
+
+    let console = Console::sign_in(&app, "甲").await;
+    let (status, page) = console.get("/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let card = &page[page.find("id=\"gateway-errors\"").expect("the card")..];
+    assert!(
+        card[..card.find("failed calls").unwrap()].contains("<div class=\"n\">1</div>"),
+        "{card}"
+    );
 }

@@ -53,6 +53,13 @@ pub async fn show(req: HttpRequest) -> HttpResponse {
             (card("refunded", "Refunded today", figures.refunded))
             (card("pending", "Pending now", figures.pending))
             (card("expired", "Expired today", figures.expired))
+            div.card id="gateway-errors" title="gateway calls that failed today: timeouts, \
+                unreachable, refused, bad signatures, garbage (not business answers such as \
+                ORDERCLOSED)" {
+                div { "Gateway errors today" }
+                div.n { (figures.gateway_errors) }
+                div { "failed calls" }
+            }
         }
         h2 { "Needs attention" }
         @if attention.is_empty() {

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod dashboard;
 pub mod order;
 pub mod orders;
+pub mod refunds;
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;

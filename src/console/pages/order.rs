@@ -148,7 +148,7 @@ pub async fn render(
         h2 { "Timeline" }
         table id="timeline" {
             thead { tr { th { "When" } th { "What" } th { "Outcome" } th { "Trade / refund" }
-                th { "Amount" } th { "Operator" } th { "Detail" } th {} } }
+                th { "Amount" } th { "Operator" } th { "Detail" } th { "Request id" } th {} } }
             tbody {
                 @for entry in &order.timeline {
                     tr {
@@ -159,6 +159,7 @@ pub async fn render(
                         td { @if let Some(a) = entry.amount { (yuan(a)) } }
                         td { (entry.operator.as_deref().unwrap_or("")) }
                         td.detail { (entry.detail.as_deref().unwrap_or("")) }
+                        td.request-id { (entry.request_id.as_deref().unwrap_or("")) }
                         td {
                             @if let (Some(event), "notify.received") = (entry.event_id, entry.kind.as_str()) {
                                 form.inline method="post" action={ "/console/events/" (event) "/replay" } {

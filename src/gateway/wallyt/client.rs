@@ -9,11 +9,12 @@
 
 use prometheus::IntCounterVec;
 use rand::RngCore;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::breaker::CircuitBreaker;
 use super::error::GatewayError;
+use super::failures::{failure_outcome, CallFailure, FailureLog};
 use super::fields::Fields;
 use super::jspay::{parse_reply, JspayReply, JspayRequest};
 use super::notify::{verify_notify, NotifyError, PaymentNotify};
@@ -95,6 +96,8 @@ struct Inner {
     policy: ClientPolicy,
     breaker: CircuitBreaker,
     calls: Option<IntCounterVec>,
+    /// Where failed calls are recorded durably, once wired (`log_failures_to`).
+    failures: OnceLock<Arc<dyn FailureLog>>,
 }
 
 impl WallytClient {
@@ -111,8 +114,15 @@ impl WallytClient {
                 config,
                 policy,
                 calls,
+                failures: OnceLock::new(),
             }),
         }
+    }
+
+    /// Records every failed call (see `failures`) in `log` from now on; a second log is
+    /// ignored (one client, one record).
+    pub fn log_failures_to(&self, log: Arc<dyn FailureLog>) {
+        drop(self.inner.failures.set(log));
     }
 
     pub fn mch_id(&self) -> &str {
@@ -195,7 +205,10 @@ impl WallytClient {
                     tokio::time::sleep(policy.backoff * 2u32.pow(attempt - 1)).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => {
+                    self.remember(service, trade_no, &other);
+                    return other;
+                }
             }
         }
     }
@@ -271,6 +284,21 @@ impl WallytClient {
                 message: fields.get("err_msg").unwrap_or("").to_owned(),
             }),
             None => Err(GatewayError::Garbage("reply without result_code".into())),
+        }
+    }
+
+    /// Hands a failed call to the failure log, after its retries.
+    fn remember(&self, service: Service, trade_no: &str, result: &Result<Fields, GatewayError>) {
+        let (Err(error), Some(log)) = (result, self.inner.failures.get()) else {
+            return;
+        };
+        if let Some(outcome) = failure_outcome(error) {
+            log.record(CallFailure {
+                service: service.name(),
+                outcome,
+                out_trade_no: (!trade_no.is_empty()).then(|| trade_no.to_owned()),
+                detail: error.to_string(),
+            });
         }
     }
 

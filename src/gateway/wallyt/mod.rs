@@ -12,6 +12,7 @@ pub mod bill_format;
 pub mod breaker;
 pub mod client;
 pub mod error;
+pub mod failures;
 pub mod fields;
 pub mod jspay;
 pub mod keys;

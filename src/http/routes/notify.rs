@@ -17,6 +17,7 @@ use crate::gateway::wallyt::notify::{NotifyError, PaymentNotify};
 use crate::gateway::wallyt::sign::string_to_sign;
 use crate::gateway::wallyt::xml::XmlError;
 use crate::gateway::wallyt::Fields;
+use crate::http::request_id::RequestId;
 use crate::startup::AppState;
 use crate::storage::notify_audit::{sha256_hex, NotifyVerdict, VerifiedNotify};
 
@@ -47,14 +48,19 @@ fn refuse(name: &'static str, order_id: Option<i64>, out_trade_no: Option<String
     request_body(content = String, content_type = "text/xml", description = "the gateway's signed XML"),
     responses((status = 200, content_type = "text/plain", body = String,
         description = "`success` (applied, or already applied) or `fail` (the gateway retries)")))]
-pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
+pub async fn notify(state: Data<AppState>, request_id: RequestId, body: Bytes) -> HttpResponse {
     let now = state.clock.now();
+    let rid = request_id.as_str();
     let count = |name: &str| state.metrics.notifies.with_label_values(&[name]).inc();
     let verified = match authenticate(&state, &body) {
         Ok(verified) => verified,
         Err(name) => {
             count(name);
-            if let Err(error) = state.db.record_notify_rejection(&body, name, now).await {
+            if let Err(error) = state
+                .db
+                .record_notify_rejection(&body, name, rid, now)
+                .await
+            {
                 tracing::error!(event = "wallyt.notify.not_stored", %error);
             }
             return answer(false);
@@ -69,6 +75,7 @@ pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
         body_sha256: &digest,
         out_trade_no: usable.map(|(notify, _)| notify.out_trade_no.as_str()),
         notify_key: key.as_deref(),
+        request_id: rid,
     };
     if let Err(error) = state.db.store_verified_notify(&stored, now).await {
         tracing::error!(event = "wallyt.notify.not_stored", %error);
@@ -84,6 +91,7 @@ pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
         out_trade_no: verdict.out_trade_no.as_deref(),
         verdict: verdict.name,
         body_sha256: &digest,
+        request_id: rid,
     };
     if let Err(error) = state
         .db
@@ -99,8 +107,13 @@ pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
 /// [`notify`]: verified again with today's keys, judged, handed to the order's actor, its
 /// verdict recorded beside the stored body. The body is not stored again — it is the stored
 /// one. Answers the verdict and the order it concerned; an applied payment answers
-/// `duplicate`, since the actor applies a payment once.
-pub async fn replay(state: &AppState, body: &[u8]) -> (&'static str, Option<i64>) {
+/// `duplicate`, since the actor applies a payment once. The verdict row carries the id of the
+/// operator's request (`request_id`), not the original delivery's.
+pub async fn replay(
+    state: &AppState,
+    body: &[u8],
+    request_id: &str,
+) -> (&'static str, Option<i64>) {
     let verdict = match authenticate(state, body) {
         Ok(Ok((notify, _))) => judge(state, notify).await,
         Ok(Err(name)) | Err(name) => refuse(name, None, None),
@@ -111,6 +124,7 @@ pub async fn replay(state: &AppState, body: &[u8]) -> (&'static str, Option<i64>
         out_trade_no: verdict.out_trade_no.as_deref(),
         verdict: verdict.name,
         body_sha256: &digest,
+        request_id,
     };
     if let Err(error) = state
         .db

@@ -14,6 +14,7 @@ use crate::http::extractors::AuthUser;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
 use crate::http::ratelimit::Caller;
+use crate::http::request_id::RequestId;
 use crate::http::time::rfc3339;
 use crate::http::views::{current_payment, pay_params};
 use crate::http::{envelope, ApiError};
@@ -99,6 +100,12 @@ async fn create_prepay(
     };
     let answer = state.engine.send(order.id, message).await?;
     let payment = answer.payment;
+    // Which request made the prepay, for the timeline (the open prepay answered again keeps
+    // the first request's id); a failed tag loses only that.
+    let request_id = RequestId::of(req);
+    if let Err(error) = state.db.tag_payment(payment.id, request_id.as_str()).await {
+        tracing::warn!(event = "request_id.not_stored", %error);
+    }
     Ok(PrepayView {
         order_id: order.id,
         payment_id: payment.id,

@@ -16,6 +16,7 @@ use crate::http::extractors::{Admin, AuthUser};
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
 use crate::http::ratelimit::Caller;
+use crate::http::request_id::RequestId;
 use crate::http::ApiError;
 use crate::startup::AppState;
 
@@ -130,8 +131,9 @@ pub async fn refund(
         return limited.error_response();
     }
     let key = request_key(&req, &format!("{}:refund", user.id));
+    let request_id = RequestId::of(&req);
     idempotency::once_json(&state, &req, user.id, "refund", &*body, || {
-        buyer_refund(&user, &state, &body, key)
+        buyer_refund(&user, &state, &body, key, &request_id)
     })
     .await
 }
@@ -141,6 +143,7 @@ async fn buyer_refund(
     state: &AppState,
     body: &RefundBody,
     request_key: Option<String>,
+    request_id: &RequestId,
 ) -> Result<RefundAnswer, ApiError> {
     if body.refund_amount.is_some_and(|a| !a.is_positive()) {
         return Err(ApiError::validation("refundAmount must be more than 0"));
@@ -156,7 +159,8 @@ async fn buyer_refund(
         (None, Some(amount)) => BuyerAsk::Amount(amount),
         (None, None) => BuyerAsk::Rest,
     };
-    send_refund(state, order, RefundAsk::Buyer(ask), reason, request_key).await
+    let ask = RefundAsk::Buyer(ask);
+    send_refund(state, order, ask, reason, request_key, request_id).await
 }
 
 async fn send_refund(
@@ -165,6 +169,7 @@ async fn send_refund(
     ask: RefundAsk,
     reason: Option<String>,
     request_key: Option<String>,
+    request_id: &RequestId,
 ) -> Result<RefundAnswer, ApiError> {
     // A retry under a key goes to the engine whatever the order's state: the refund it made may
     // have cancelled the order, and the retry must answer that refund, not "not CONFIRMED".
@@ -177,12 +182,33 @@ async fn send_refund(
     if state.wallyt.is_none() {
         return Err(ApiError::WallytNotConfigured);
     }
+    let key = request_key.clone();
     let message = Refund {
         ask,
         reason,
         request_key,
     };
-    let refund = state.engine.send(order.id, message).await?;
+    let sent = state.engine.send(order.id, message).await;
+    // Which request made the refund, for the timeline and the refunds page (a retry answered
+    // with the first request's refund keeps that request's id). A refund that failed or timed
+    // out may exist all the same: under a key it can be found and tagged too.
+    let made = match (&sent, &key) {
+        (Ok(refund), _) => Some(refund.id),
+        (Err(_), Some(key)) => state
+            .db
+            .refund_for_request(key)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.id),
+        (Err(_), None) => None,
+    };
+    if let Some(refund_id) = made {
+        if let Err(error) = state.db.tag_refund(refund_id, request_id.as_str()).await {
+            tracing::warn!(event = "request_id.not_stored", %error);
+        }
+    }
+    let refund = sent?;
     Ok(RefundAnswer::of(order.id, refund))
 }
 
@@ -238,8 +264,9 @@ pub async fn operator_refund_as(
     let key = given.map(|k| format!("{OPERATOR}:{order_id}:refund:{}", k.trim()));
     let endpoint = format!("admin-refund:{order_id}");
     let who = &acting.operator;
+    let request_id = RequestId::of(req);
     let response = idempotency::once_json_keyed(state, given, account, &endpoint, body, || {
-        operator_refund_of(state, order_id, who, body, key)
+        operator_refund_of(state, order_id, who, body, key, &request_id)
     })
     .await;
     let action = admin::Action {
@@ -259,6 +286,7 @@ async fn operator_refund_of(
     operator: &str,
     body: &OperatorRefundBody,
     request_key: Option<String>,
+    request_id: &RequestId,
 ) -> Result<RefundAnswer, ApiError> {
     if body.amount.is_some_and(|a| !a.is_positive()) {
         return Err(ApiError::validation("amount must be more than 0"));
@@ -278,5 +306,5 @@ async fn operator_refund_of(
         payment_id: body.payment_id,
     };
     tracing::info!(event = "operator.refund.requested", order_id, operator, reason = %reason);
-    send_refund(state, order, ask, Some(reason), request_key).await
+    send_refund(state, order, ask, Some(reason), request_key, request_id).await
 }

@@ -14,6 +14,7 @@ use super::{audit, operator_account, Acting, Action};
 use crate::http::extractors::Admin;
 use crate::http::idempotency;
 use crate::http::openapi::{Envelope, Failure};
+use crate::http::request_id::RequestId;
 use crate::http::routes::notify;
 use crate::http::ApiError;
 use crate::startup::AppState;
@@ -220,13 +221,18 @@ pub async fn replay_as(
         _ => None,
     };
     let target = Some(format!("event {event_id}"));
+    let request_id = RequestId::of(req);
     act(state, req, acting, "replay", order_id, target, || {
-        replay_event(state, event_id)
+        replay_event(state, event_id, request_id.as_str())
     })
     .await
 }
 
-async fn replay_event(state: &AppState, event_id: i64) -> Result<ReplayAnswer, ApiError> {
+async fn replay_event(
+    state: &AppState,
+    event_id: i64,
+    request_id: &str,
+) -> Result<ReplayAnswer, ApiError> {
     let event = state
         .db
         .payment_event(event_id)
@@ -238,7 +244,7 @@ async fn replay_event(state: &AppState, event_id: i64) -> Result<ReplayAnswer, A
             "only a stored notify (kind notify) can be replayed",
         ));
     }
-    let (verdict, order_id) = notify::replay(state, event.raw.as_bytes()).await;
+    let (verdict, order_id) = notify::replay(state, event.raw.as_bytes(), request_id).await;
     Ok(ReplayAnswer {
         event_id,
         verdict,

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat};
 use wallyt_pay_actors::UnixMillis;
 
+use crate::http::request_id::RequestId;
 use crate::http::ApiError;
 use crate::startup::AppState;
 use crate::storage::admin::AuditEntry;
@@ -92,16 +93,6 @@ impl Acting {
     }
 }
 
-fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        // Bounded: a header is the caller's text, stored as is.
-        .map(|v| &v[..v.floor_char_boundary_compat(128)])
-}
-
 /// `str::floor_char_boundary` is not stable yet.
 trait FloorCharBoundary {
     fn floor_char_boundary_compat(&self, at: usize) -> usize;
@@ -147,13 +138,15 @@ pub async fn audit(
         "failed"
     };
     let ip = state.client_ip(req).to_string();
+    // The id the request runs under (given and sane, or generated): the one its log lines carry.
+    let request_id = RequestId::of(req);
     let entry = AuditEntry {
         operator: action.operator,
         action: action.name,
         order_id: action.order_id,
         target: action.target.as_deref(),
         client_ip: &ip,
-        request_id: header(req, "X-Request-Id"),
+        request_id: Some(request_id.as_str()),
         // Bounded like the headers: the key is the caller's text, stored as is.
         idempotency_key: action
             .idempotency_key

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use wallyt_pay_actors::ports::OrderStore;
 use wallyt_pay_actors::{Fen, OrderStatus, UnixMillis};
 
-use super::timeline::{timeline, TimelineEntry};
+use super::timeline::{timeline, Sources, TimelineEntry};
 use super::{local_time, start_of_day};
 use crate::http::envelope;
 use crate::http::extractors::Admin;
@@ -296,10 +296,21 @@ pub async fn order_story(state: &AppState, id: i64) -> Result<AdminOrder, ApiErr
     let tickets = db.tickets(id).await?;
     let events = db.events_of_order(id).await?;
     let closures = db.closures_of_order(id).await?;
+    let request_ids = db.request_ids_of_order(id).await?;
     let openid = db.openid_of_user(order.user_id).await?;
     let zone = state.console_tz;
     let at = |t: UnixMillis| local_time(zone, t);
-    let timeline = timeline(zone, &order, &payments, &refunds, &closures, &events);
+    let actions = db.actions_of_order(id).await?;
+    let sources = Sources {
+        order: &order,
+        payments: &payments,
+        refunds: &refunds,
+        closures: &closures,
+        events: &events,
+        request_ids: &request_ids,
+        actions: &actions,
+    };
+    let timeline = timeline(zone, &sources);
     Ok(AdminOrder {
         id: order.id,
         status: order.status.as_str(),

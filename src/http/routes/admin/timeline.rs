@@ -1,7 +1,8 @@
 //! An order's timeline: what the rows say happened (created, prepaid, paid, closed, refund
 //! asked and finished, cancelled or expired) merged with what the event log recorded (each
 //! verified notify as received and its verdict, query and sync results, the decisions on late
-//! and double payments, each refund outcome), in time order. The rows carry the instants the
+//! and double payments, each refund outcome, each failed gateway call) and the operators'
+//! actions from the audit, in time order. The rows carry the instants the
 //! event log does not (a close, an expiry), the log carries what the gateway said.
 
 use chrono::FixedOffset;
@@ -11,6 +12,7 @@ use wallyt_pay_actors::{CancelReason, Fen, Order, Payment, Refund, UnixMillis};
 
 use super::local_time;
 use crate::storage::admin::StoredEvent;
+use crate::storage::request_ids::{AuditedAction, RequestIds};
 
 /// The most of a stored body a timeline shows; the whole body stays in the database.
 const MAX_DETAIL_CHARS: usize = 4000;
@@ -22,7 +24,8 @@ pub struct TimelineEntry {
     pub at: String,
     /// order.created, payment.created, payment.paid, payment.closed, notify.received,
     /// notify.verdict, notify.apply, query.apply, sync.query, refund.requested,
-    /// refund.outcome, refund.finished, order.expired, order.cancelled, …
+    /// refund.outcome, refund.finished, order.expired, order.cancelled, gateway.error,
+    /// admin.sync, admin.refund, admin.replay, …
     pub kind: String,
     /// What came of it: a verdict (confirmed, duplicate, late_payment_refunding, …) or a
     /// status (SUCCESS, CHANGE, …).
@@ -38,6 +41,9 @@ pub struct TimelineEntry {
     pub ticket_ids: Option<Vec<i64>>,
     /// The gateway's own words, or the stored body (cut at 4,000 characters).
     pub detail: Option<String>,
+    /// The HTTP request that caused it (the `X-Request-Id` it answered and the `request_id`
+    /// of its log lines); absent for what timers and pollers did, and for older rows.
+    pub request_id: Option<String>,
     #[serde(skip)]
     instant: UnixMillis,
 }
@@ -54,6 +60,7 @@ fn entry(instant: UnixMillis, kind: &str) -> TimelineEntry {
         operator: None,
         ticket_ids: None,
         detail: None,
+        request_id: None,
         instant,
     }
 }
@@ -63,14 +70,27 @@ fn cut(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.chars().take(MAX_DETAIL_CHARS).collect())
 }
 
-pub fn timeline(
-    zone: FixedOffset,
-    order: &Order,
-    payments: &[Payment],
-    refunds: &[Refund],
-    closures: &[(String, UnixMillis)],
-    events: &[StoredEvent],
-) -> Vec<TimelineEntry> {
+/// Everything an order's timeline is made of.
+pub struct Sources<'a> {
+    pub order: &'a Order,
+    pub payments: &'a [Payment],
+    pub refunds: &'a [Refund],
+    pub closures: &'a [(String, UnixMillis)],
+    pub events: &'a [StoredEvent],
+    pub request_ids: &'a RequestIds,
+    pub actions: &'a [AuditedAction],
+}
+
+pub fn timeline(zone: FixedOffset, sources: &Sources<'_>) -> Vec<TimelineEntry> {
+    let Sources {
+        order,
+        payments,
+        refunds,
+        closures,
+        events,
+        request_ids,
+        actions,
+    } = *sources;
     let mut entries = Vec::new();
     let mut created = entry(order.created_at, "order.created");
     created.amount = Some(order.total);
@@ -79,6 +99,7 @@ pub fn timeline(
         let mut prepay = entry(payment.created_at, "payment.created");
         prepay.out_trade_no = Some(payment.out_trade_no.clone());
         prepay.amount = Some(payment.amount);
+        prepay.request_id = request_ids.payments.get(&payment.id).cloned();
         entries.push(prepay);
         if let Some(paid_at) = payment.paid_at {
             let mut paid = entry(paid_at, "payment.paid");
@@ -101,6 +122,7 @@ pub fn timeline(
         asked.operator = refund.operator.clone();
         asked.ticket_ids = Some(refund.ticket_ids.clone());
         asked.detail = refund.reason.clone();
+        asked.request_id = request_ids.refunds.get(&refund.id).cloned();
         entries.push(asked);
         if let Some(finished_at) = refund.finished_at {
             let mut finished = entry(finished_at, "refund.finished");
@@ -135,7 +157,17 @@ pub fn timeline(
             logged.out_trade_no = event.out_trade_no.clone();
         }
         logged.detail = cut(&event.raw);
+        logged.request_id = event.request_id.clone();
         entries.push(logged);
+    }
+    for action in actions {
+        // admin.sync, admin.refund, admin.replay: who acted, how it ended, under which request.
+        let mut acted = entry(action.created_at, &format!("admin.{}", action.action));
+        acted.verdict = Some(format!("{} ({})", action.outcome, action.status));
+        acted.operator = Some(action.operator.clone());
+        acted.detail = action.target.clone();
+        acted.request_id = action.request_id.clone();
+        entries.push(acted);
     }
     // Stable: what happened in the same millisecond keeps the order it was pushed in
     // (rows before the events they caused).
