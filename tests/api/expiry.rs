@@ -1,6 +1,6 @@
-//! Timers over real HTTP with TTLs of seconds: unpaid prepays are closed, unpaid orders expire
-//! and give their stock back, lost notifies are found, late money is honoured or returned, and
-//! none of it depends on one process staying alive.
+//! Timers over real HTTP with TTLs of seconds, end to end: an unpaid prepay is closed and its
+//! order expires, and none of it depends on one process staying alive. The other cases of
+//! expiry and lost notifies run on paused time against the engine (actors/tests/timers.rs).
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -87,69 +87,6 @@ async fn an_unpaid_prepay_closes_and_the_order_expires(backend: Backend) {
         metrics.contains("wallyt_trades_closed_total 1"),
         "{metrics}"
     );
-}
-
-#[tokio::test]
-async fn an_order_without_a_prepay_expires_without_the_gateway() {
-    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
-        .await
-        .unwrap();
-    let p = purchase(&app, 5, 2).await;
-    let order = app.wait_for_order(&p.token, &p.order, "CANCELLED").await;
-    assert_eq!(order["cancelReason"], json!("EXPIRED"));
-    assert_eq!(app.stock(&p.ticket_type).await["available"], json!(5));
-    let trades: Value = app.get("/sandbox/trades").await.json().await.unwrap();
-    assert_eq!(trades, json!([]));
-}
-
-#[tokio::test]
-async fn paid_just_before_expiry_with_the_notify_dropped_is_confirmed() {
-    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, short_ttls)
-        .await
-        .unwrap();
-    app.sandbox_faults(None, json!({ "notify_drop": true }))
-        .await;
-    let p = purchase(&app, 5, 1).await;
-    let otn = prepay(&app, &p).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(app.sandbox_pay(&otn).await.status().is_success());
-    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
-    assert_eq!(
-        order["status"],
-        json!("CONFIRMED"),
-        "the expiry query found the payment"
-    );
-    assert_eq!(order["tickets"].as_array().unwrap().len(), 1);
-    // Well past the order's own deadline it stays confirmed, and nothing was closed.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        app.order(&p.token, &p.order).await["status"],
-        json!("CONFIRMED")
-    );
-    assert_eq!(app.sandbox_trade(&otn).await["close_calls"], json!(0));
-    assert_eq!(
-        app.stock(&p.ticket_type).await,
-        json!({ "total": 5, "available": 4, "reserved": 0, "sold": 1 })
-    );
-}
-
-#[tokio::test]
-async fn a_dropped_notify_is_found_without_anyone_polling() {
-    let app = TestApp::spawn_with_sandbox(Backend::Sqlite, |vars| {
-        vars.insert("QUERY_SCHEDULE".into(), "300ms,800ms,2s".into());
-    })
-    .await
-    .unwrap();
-    app.sandbox_faults(None, json!({ "notify_drop": true }))
-        .await;
-    let p = purchase(&app, 5, 1).await;
-    let otn = prepay(&app, &p).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    app.sandbox_pay(&otn).await;
-    let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
-    assert_eq!(order["status"], json!("CONFIRMED"));
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("reconciliation_hits_total 1"), "{metrics}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! store checks any `OrderStore` must pass (the root crate runs them against SQL).
 
 pub mod conformance;
+pub mod harness;
 pub mod invariants;
 pub mod memory_store;
 pub mod model_gateway;

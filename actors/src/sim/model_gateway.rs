@@ -92,6 +92,16 @@ pub enum Call {
 }
 
 impl Call {
+    fn kind(&self) -> &'static str {
+        match self {
+            Call::Prepay(..) => "prepay",
+            Call::Query(..) => "query",
+            Call::Close(..) => "close",
+            Call::Refund(..) => "refund",
+            Call::Progress(..) => "refundquery",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Call::Prepay(r, _) => format!("prepay {}", r.out_trade_no),
@@ -145,6 +155,8 @@ pub struct GatewayState {
     /// Refund requests that reused an out_refund_no for a different refund (another trade or
     /// amount): the gateway treats them as the first, so the second refund never happens.
     pub reused_refund_numbers: Vec<String>,
+    /// Calls answered, by kind (`prepay`, `query`, `close`, `refund`, `refundquery`).
+    pub calls: BTreeMap<&'static str, usize>,
     parked: BTreeMap<u64, (usize, Call)>,
     next_call: u64,
     next_tx: u64,
@@ -221,8 +233,13 @@ impl ModelGateway {
 
     /// Answers one parked call; describes what happened.
     pub fn answer(&self, id: u64, now: UnixMillis) -> String {
-        let Some((_, call)) = self.state.lock().unwrap().parked.remove(&id) else {
-            return "no such call".into();
+        let call = {
+            let mut s = self.state.lock().unwrap();
+            let Some((_, call)) = s.parked.remove(&id) else {
+                return "no such call".into();
+            };
+            *s.calls.entry(call.kind()).or_default() += 1;
+            call
         };
         let quiet = self.quiet.load(Ordering::Relaxed);
         let down = !quiet && self.roll(self.rates.down);

@@ -777,7 +777,7 @@ impl World {
 }
 
 /// What the HTTP notify route does with a verified notify; answers whether it acknowledged.
-async fn notify_route(
+pub(super) async fn notify_route(
     store: &Arc<dyn OrderStore>,
     registry: &Addr<crate::engine::OrderRegistry>,
     notify: &Notify,
