@@ -506,6 +506,18 @@ pub async fn tickets_are_given_back_once<S: ConformanceStore + ?Sized>(store: &S
     assert_eq!(status(store, order.id).await.status, OrderStatus::Confirmed);
 }
 
+/// A close never lands on a paid trade: it answers false and the payment stays PAID (the
+/// close's read and its write may straddle the payment's notify).
+pub async fn a_paid_payment_is_never_closed<S: ConformanceStore + ?Sized>(store: &S, user: i64) {
+    let tt = ticket_type(store, "cf-close-paid", 5).await;
+    let (order, payment) = confirmed(store, user, tt, 1).await;
+    let closed = store.close_payment(payment.id, FENCE, NOW).await.unwrap();
+    assert!(!closed, "a paid payment was closed");
+    let payments = store.payments(order.id).await.unwrap();
+    assert_eq!(payments[0].status, PaymentStatus::Paid);
+    assert_eq!(status(store, order.id).await.status, OrderStatus::Confirmed);
+}
+
 /// Every check above, in turn.
 pub async fn run_all<S: ConformanceStore + ?Sized>(store: &S, user_id: i64) {
     fencing_refuses_an_older_fence(store, user_id).await;
@@ -517,6 +529,7 @@ pub async fn run_all<S: ConformanceStore + ?Sized>(store: &S, user_id: i64) {
     double_payment_and_full_refund(store, user_id).await;
     stock_is_never_oversold(store, user_id).await;
     tickets_are_given_back_once(store, user_id).await;
+    a_paid_payment_is_never_closed(store, user_id).await;
 }
 
 #[cfg(test)]
@@ -535,14 +548,7 @@ mod tests {
     /// The suite is not vacuous: each guard it covers, switched off, fails it.
     #[tokio::test]
     async fn the_suite_catches_missing_guards() {
-        for name in [
-            "fencing",
-            "pay_once",
-            "unique_keys",
-            "refund_cap",
-            "expire_guard",
-            "tickets",
-        ] {
+        for &name in Guards::names() {
             let store = MemoryStore::new(Guards::without(name));
             let user = store.upsert_user("c", None, NOW).await.unwrap();
             let caught = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
