@@ -83,7 +83,7 @@ async fn the_runbook_flow(backend: Backend) {
         .all(|t| t["status"] == json!("VALID") && t["code"].as_str().unwrap().len() >= 16));
 
     let status = app.status(&p.token, &p.order).await;
-    let trade = app.sandbox_trade(&otn).await;
+    let trade = app.sandbox_trade_notified(&otn).await;
     assert_eq!(status["status"], json!("CONFIRMED"));
     assert_eq!(status["paymentStatus"], json!("PAID"));
     assert_eq!(status["transactionId"], trade["transaction_id"]);

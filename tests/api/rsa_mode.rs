@@ -47,7 +47,7 @@ async fn the_runbook_in_rsa_mode(backend: Backend) {
     assert!(app.sandbox_pay(&otn).await.status().is_success());
     let order = app.wait_for_order(&p.token, &p.order, "CONFIRMED").await;
     assert_eq!(order["status"], json!("CONFIRMED"));
-    let trade = app.sandbox_trade(&otn).await;
+    let trade = app.sandbox_trade_notified(&otn).await;
     assert_eq!(trade["notify_attempts"][0]["acknowledged"], json!(true));
     let status = app.status(&p.token, &p.order).await;
     assert_eq!(status["paymentStatus"], json!("PAID"));

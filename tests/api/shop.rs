@@ -84,6 +84,19 @@ impl TestApp {
             .expect("JSON")
     }
 
+    /// The trade once its first notify attempt has its answer: the order can be seen
+    /// CONFIRMED (committed) a moment before the sandbox has read our `success`.
+    pub async fn sandbox_trade_notified(&self, out_trade_no: &str) -> Value {
+        for _ in 0..100 {
+            let trade = self.sandbox_trade(out_trade_no).await;
+            if trade["notify_attempts"][0]["acknowledged"].is_boolean() {
+                return trade;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the first notify of {out_trade_no} got no answer within 5 s");
+    }
+
     pub async fn sandbox_faults(&self, out_trade_no: Option<&str>, faults: Value) {
         let path = match out_trade_no {
             Some(no) => format!("/sandbox/trades/{no}/faults"),
