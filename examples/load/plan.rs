@@ -44,7 +44,8 @@ impl Sizes {
         .with_env()
     }
 
-    /// A few seconds per scenario, for correctness (CI).
+    /// A few seconds per scenario, for correctness (CI: tests/bench_smoke.rs).
+    #[allow(dead_code)] // the example's command line runs the full sizes only
     pub fn smoke() -> Sizes {
         Sizes {
             concurrency: 8,
