@@ -60,7 +60,7 @@ psql_on "$CEILING_DB" -v clients=$CLIENTS -v per_client=$PER_CLIENT \
 # pgbench NAME SCRIPT CLIENTS [ARGS…]: prints "<tps> <p99 ms>" (p99 from its per-transaction log).
 pgbench_run() {
   local name=$1 script=$2 clients=$3; shift 3
-  rm -f "$OUT/pgbench_$name".log*
+  rm -f "$OUT/pgbench_$name".[0-9]*
   pgbench -n -M prepared -c "$clients" -j 2 -T "$SECS" -f "scripts/bench/$script" \
     --log --log-prefix="$OUT/pgbench_$name" "$@" "$(db_url "$CEILING_DB")" >"$OUT/pgbench_$name.out" 2>&1 \
     || { cat "$OUT/pgbench_$name.out" >&2; return 1; }
@@ -68,21 +68,20 @@ pgbench_run() {
     || { echo "bench: pgbench $name had failed transactions" >&2; cat "$OUT/pgbench_$name.out" >&2; return 1; }
   local tps p99
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/pgbench_$name.out")
-  p99=$(cat "$OUT/pgbench_$name".log* | awk '{print $3}' | sort -n \
+  p99=$(cat "$OUT/pgbench_$name".[0-9]* | awk '{print $3}' | sort -n \
     | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.2f", v[i]/1000}')
-  rm -f "$OUT/pgbench_$name".log*
-  echo "$tps $p99"
+  rm -f "$OUT/pgbench_$name".[0-9]*
+  echo "$tps $p99 $(load1)"
 }
 
 echo "bench: PostgreSQL ceiling (pgbench, ${SECS}s each; load $(load1))"
-read -r C_NOTIFY C_NOTIFY_P99 < <(pgbench_run notify notify.sql $CLIENTS -D i=0)
+read -r C_NOTIFY C_NOTIFY_P99 L_NOTIFY < <(pgbench_run notify notify.sql $CLIENTS -D i=0)
 DONE=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$OUT/pgbench_notify.out")
 CONFIRMED=$(psql_on "$CEILING_DB" -Atc "SELECT count(*) - 300 FROM orders WHERE status = 'CONFIRMED'")
 [ "$DONE" = "$CONFIRMED" ] || { echo "bench: $DONE notify transactions but $CONFIRMED orders confirmed" >&2; exit 1; }
-read -r C_FLASH C_FLASH_P99 < <(pgbench_run flash hot_order.sql 32)
-read -r C_STATUS C_STATUS_P99 < <(pgbench_run status status.sql 16)
-PG_CEILING_LOAD="$(load1)"
-echo "  notify $C_NOTIFY tps, hot-row order $C_FLASH tps, status $C_STATUS tps (load $PG_CEILING_LOAD)"
+read -r C_FLASH C_FLASH_P99 L_FLASH < <(pgbench_run flash hot_order.sql 32)
+read -r C_STATUS C_STATUS_P99 L_STATUS < <(pgbench_run status status.sql 16)
+echo "  notify $C_NOTIFY tps (load $L_NOTIFY), hot-row order $C_FLASH tps (load $L_FLASH), status $C_STATUS tps (load $L_STATUS)"
 
 # --- ours ---------------------------------------------------------------------------------
 # run_load BACKEND [DATABASE_URL]: the scenarios' output in $OUT/load_BACKEND.out.
@@ -103,7 +102,6 @@ field() {
 }
 psql "$PG_URL" -X -q -c "CREATE DATABASE $RUN_DB"
 run_load postgres "$(db_url "$RUN_DB")"
-PG_RUN_LOAD="$(load1)"
 
 if [ "${BENCH_SQLITE:-1}" != 0 ]; then
   echo "bench: SQLite ceiling (the same SQL in a tight loop; load $(load1))"
@@ -114,28 +112,36 @@ if [ "${BENCH_SQLITE:-1}" != 0 ]; then
 fi
 
 # --- the tables ---------------------------------------------------------------------------
-ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("%.2f" % (float(a)/float(b)) if a and b and a != "-" and b != "-" else "-")' "$1" "$2"; }
-row() { # scenario ours ours_p99 ceiling ceiling_p99
-  printf '| %-22s | %10s | %9s | %10s | %9s | %5s |\n' "$1" "$2" "$3" "$4" "$5" "$(ratio "$2" "$4")"
+ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("%.2f" % (float(a)/float(b)) if "-" not in (a, b) and a and b else "-")' "$1" "$2"; }
+# fmt VALUE DECIMALS: a number rounded, or "-".
+fmt() { python3 -c 'import sys; v,d=sys.argv[1:]; print("-" if v in ("", "-") else "%.*f" % (int(d), float(v)))' "$1" "$2"; }
+row() { # scenario ours ours_p99 ours_load ceiling ceiling_p99 ceiling_load
+  printf '| %-22s | %8s | %7s | %5s | %10s | %7s | %5s | %5s |\n' "$1" "$(fmt "$2" 0)" "$(fmt "$3" 1)" \
+    "${4:--}" "$(fmt "$5" 0)" "$(fmt "$6" 1)" "${7:--}" "$(ratio "${2:--}" "${5:--}")"
 }
-table() { # BACKEND C_NOTIFY C_NOTIFY_P99 C_FLASH C_FLASH_P99 C_STATUS C_STATUS_P99
+table() { # BACKEND, then ceiling rate/p99/load of notify, flash-sale and status
   local b=$1
-  printf '| %-22s | %10s | %9s | %10s | %9s | %5s |\n' scenario "ours /s" "p99 ms" "ceiling /s" "p99 ms" ratio
-  printf '| %-22s | %10s | %9s | %10s | %9s | %5s |\n' --- --- --- --- --- ---
-  row notify "$(field "$b" notify rate)" "$(field "$b" notify p99_ms)" "$2" "$3"
-  row notify-open-loop "$(field "$b" notify-open-loop rate)" "$(field "$b" notify-open-loop p99_ms)" - -
-  row "flash-sale (accepted)" "$(field "$b" flash-sale rate)" "$(field "$b" flash-sale p99_ms)" "$4" "$5"
-  row "status" "$(field "$b" status rate)" "$(field "$b" status p99_ms)" "$6" "$7"
-  row "mixed (flows)" "$(field "$b" mixed rate)" "$(field "$b" mixed p99_ms)" - -
+  printf '| %-22s | %8s | %7s | %5s | %10s | %7s | %5s | %5s |\n' scenario "ours /s" "p99 ms" load \
+    "ceiling /s" "p99 ms" load ratio
+  printf '| %-22s | %8s | %7s | %5s | %10s | %7s | %5s | %5s |\n' --- --- --- --- --- --- --- ---
+  row notify "$(field "$b" notify rate)" "$(field "$b" notify p99_ms)" "$(field "$b" notify load1)" "$2" "$3" "$4"
+  row notify-open-loop "$(field "$b" notify-open-loop rate)" "$(field "$b" notify-open-loop p99_ms)" \
+    "$(field "$b" notify-open-loop load1)" - - -
+  row "flash-sale (accepted)" "$(field "$b" flash-sale rate)" "$(field "$b" flash-sale p99_ms)" \
+    "$(field "$b" flash-sale load1)" "$5" "$6" "$7"
+  row status "$(field "$b" status rate)" "$(field "$b" status p99_ms)" "$(field "$b" status load1)" "$8" "$9" "${10}"
+  row "mixed (flows)" "$(field "$b" mixed rate)" "$(field "$b" mixed p99_ms)" "$(field "$b" mixed load1)" - - -
 }
 echo
-echo "PostgreSQL (load average: $PG_CEILING_LOAD after the ceiling, $PG_RUN_LOAD after ours)"
-table postgres "$C_NOTIFY" "$C_NOTIFY_P99" "$C_FLASH" "$C_FLASH_P99" "$C_STATUS" "$C_STATUS_P99"
+echo "PostgreSQL (load = the 1-minute load average when the figure was taken)"
+table postgres "$C_NOTIFY" "$C_NOTIFY_P99" "$L_NOTIFY" "$C_FLASH" "$C_FLASH_P99" "$L_FLASH" \
+  "$C_STATUS" "$C_STATUS_P99" "$L_STATUS"
 if [ "${BENCH_SQLITE:-1}" != 0 ]; then
-  sq() { sed -n "s/^ceiling scenario=$1 backend=sqlite rate=\([0-9.]*\).*/\1/p" "$OUT/sqlite_ceiling.out"; }
+  sq() { sed -n "s/^ceiling scenario=$1 backend=sqlite .*$2=\([0-9.]*\).*/\1/p" "$OUT/sqlite_ceiling.out"; }
   echo
-  echo "SQLite (load average: $(load1) at the end)"
-  table sqlite "$(sq notify)" - "$(sq flash-sale)" - "$(sq status)" -
+  echo "SQLite (ceiling: examples/sqlite_ceiling, the same SQL in a tight loop in one process)"
+  table sqlite "$(sq notify rate)" - "$(sq notify load1)" "$(sq flash-sale rate)" - "$(sq flash-sale load1)" \
+    "$(sq status rate)" - "$(sq status load1)"
 fi
 echo
 printf 'bench: notify=%.0f notify_p99_ms=%.2f flash=%.0f status=%.0f status_p99_ms=%.2f\n' \

@@ -42,7 +42,11 @@ pub async fn flash_sale(h: &Harness, sizes: &Sizes) -> Outcome {
     };
     let checker = Checker::connect(&h.database_url).await;
     let after = checker.stock(ticket_type).await;
-    assert_eq!((after.available, after.reserved), (0, stock as i64), "{after:?}");
+    assert_eq!(
+        (after.available, after.reserved),
+        (0, stock as i64),
+        "{after:?}"
+    );
 
     let (summary, _) = closed_loop("setup: winners pay", stock, sizes.concurrency, |i| {
         let (h, (buyer, order)) = (h.clone(), winners[i].clone());

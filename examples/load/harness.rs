@@ -59,7 +59,10 @@ impl Harness {
             Settings::from_sources(AppEnv::Development, &config, vars).expect("settings");
         let app = Application::build(settings).await.expect("app starts");
         let port = app.port();
-        let sandbox = app.sandbox().cloned().expect("development mounts the sandbox");
+        let sandbox = app
+            .sandbox()
+            .cloned()
+            .expect("development mounts the sandbox");
         tokio::spawn(app.run_until_stopped());
         // Notifies are sent by the scenarios, so that their handling is what gets timed.
         sandbox.with_state(|s| s.global_faults.notify_drop = Some(true));

@@ -57,7 +57,10 @@ pub async fn send_all(h: &Harness, p: &Prepared, name: &str, concurrency: usize)
 
 fn assert_acknowledged(name: &str, answers: &[String]) {
     let refused = answers.iter().filter(|a| *a != "success").count();
-    assert_eq!(refused, 0, "{name}: {refused} notifies were not acknowledged");
+    assert_eq!(
+        refused, 0,
+        "{name}: {refused} notifies were not acknowledged"
+    );
 }
 
 /// Closed loop: N first notifies with `concurrency` in flight, then the same N again
@@ -73,7 +76,10 @@ pub async fn notify(h: &Harness, sizes: &Sizes) -> Outcome {
         .all_confirmed_once(p.ticket_type, sizes.notify_orders)
         .await;
     checker.close().await;
-    println!("  verified: {} orders confirmed once each, {stock:?}", p.orders.len());
+    println!(
+        "  verified: {} orders confirmed once each, {stock:?}",
+        p.orders.len()
+    );
     Outcome::of("notify", &first)
 }
 

@@ -5,7 +5,13 @@
 use crate::harness::Harness;
 use crate::stats::Summary;
 
-pub const SCENARIOS: [&str; 5] = ["notify", "notify-open-loop", "flash-sale", "status", "mixed"];
+pub const SCENARIOS: [&str; 5] = [
+    "notify",
+    "notify-open-loop",
+    "flash-sale",
+    "status",
+    "mixed",
+];
 
 /// The open loop sends at this share of the closed loop's measured notify rate.
 pub const OPEN_LOOP_SHARE: f64 = 0.7;
@@ -62,7 +68,12 @@ impl Sizes {
     }
 
     fn with_env(mut self) -> Sizes {
-        let number = |name: &str| std::env::var(format!("LOAD_{name}")).ok()?.parse::<f64>().ok();
+        let number = |name: &str| {
+            std::env::var(format!("LOAD_{name}"))
+                .ok()?
+                .parse::<f64>()
+                .ok()
+        };
         let count = |name: &str, into: &mut usize| {
             if let Some(n) = number(name) {
                 *into = n as usize;
@@ -134,8 +145,18 @@ pub async fn run(h: &Harness, names: &[String], sizes: &Sizes) -> Vec<Outcome> {
             "mixed" => crate::mixed::mixed(h, sizes).await,
             other => panic!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
         };
-        println!("{}", outcome.line(h.backend()));
+        // The machine's 1-minute load average beside each figure: other work on the same
+        // cores moves these numbers, and the reader should see how much.
+        println!("{} load1={}", outcome.line(h.backend()), load_average());
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// The 1-minute load average (Linux), or `-`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "-".into())
 }

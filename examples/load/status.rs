@@ -70,7 +70,8 @@ async fn connection(
         latencies.push(sent.elapsed());
         assert!(head.starts_with("HTTP/1.1 200"), "status answered {head}");
         assert!(
-            body.contains("\"status\":\"CONFIRMED\"") && body.contains("\"paymentStatus\":\"PAID\""),
+            body.contains("\"status\":\"CONFIRMED\"")
+                && body.contains("\"paymentStatus\":\"PAID\""),
             "order {order}: {body}"
         );
     }

@@ -45,13 +45,12 @@ impl Checker {
 
     /// The ticket type's counters; panics unless they add up and none is negative.
     pub async fn stock(&self, ticket_type: i64) -> Stock {
-        let row = sqlx::query(
-            "SELECT total, available, reserved, sold FROM ticket_types WHERE id = $1",
-        )
-        .bind(ticket_type)
-        .fetch_one(&self.pool)
-        .await
-        .expect("stock row");
+        let row =
+            sqlx::query("SELECT total, available, reserved, sold FROM ticket_types WHERE id = $1")
+                .bind(ticket_type)
+                .fetch_one(&self.pool)
+                .await
+                .expect("stock row");
         let stock = Stock {
             total: row.get("total"),
             available: row.get("available"),
@@ -114,7 +113,11 @@ impl Checker {
     /// by them. Answers the stock.
     pub async fn all_confirmed_once(&self, ticket_type: i64, expected: usize) -> Stock {
         let orders = self.orders_of(ticket_type).await;
-        assert_eq!(orders.len(), expected, "orders of ticket type {ticket_type}");
+        assert_eq!(
+            orders.len(),
+            expected,
+            "orders of ticket type {ticket_type}"
+        );
         for o in &orders {
             assert!(
                 o.status == "CONFIRMED"
@@ -137,7 +140,11 @@ impl Checker {
     /// every unit back on sale.
     pub async fn all_refunded(&self, ticket_type: i64, expected: usize) -> Stock {
         let orders = self.orders_of(ticket_type).await;
-        assert_eq!(orders.len(), expected, "orders of ticket type {ticket_type}");
+        assert_eq!(
+            orders.len(),
+            expected,
+            "orders of ticket type {ticket_type}"
+        );
         for o in &orders {
             assert!(
                 o.status == "CANCELLED"

@@ -77,8 +77,15 @@ async fn main() {
             .fetch_one(&mut *conn)
             .await
             .expect("count");
-    assert_eq!(confirmed, n + 300, "each notify transaction confirmed its order");
-    println!("ceiling scenario=notify backend=sqlite rate={rate:.1} count={n}");
+    assert_eq!(
+        confirmed,
+        n + 300,
+        "each notify transaction confirmed its order"
+    );
+    println!(
+        "ceiling scenario=notify backend=sqlite rate={rate:.1} count={n} load1={}",
+        load1()
+    );
 
     let hot = script::parse(HOT_ORDER);
     let started = Instant::now();
@@ -88,7 +95,10 @@ async fn main() {
         run(&mut conn, &hot, Variables::from([("now".into(), NOW)])).await;
     }
     let rate = orders as f64 / started.elapsed().as_secs_f64();
-    println!("ceiling scenario=flash-sale backend=sqlite rate={rate:.1} count={orders}");
+    println!(
+        "ceiling scenario=flash-sale backend=sqlite rate={rate:.1} count={orders} load1={}",
+        load1()
+    );
     drop(conn);
 
     let started = Instant::now();
@@ -116,8 +126,19 @@ async fn main() {
         .map(|r| r.expect("reader task"))
         .sum();
     let rate = reads as f64 / started.elapsed().as_secs_f64();
-    println!("ceiling scenario=status backend=sqlite rate={rate:.1} count={reads} readers={readers}");
+    println!(
+        "ceiling scenario=status backend=sqlite rate={rate:.1} count={reads} readers={readers} load1={}",
+        load1()
+    );
     pool.close().await;
+}
+
+/// The 1-minute load average beside each figure (other work on the cores moves them).
+fn load1() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Runs a script's statements with its variables; `\gset` rows add variables.
@@ -160,9 +181,15 @@ async fn seed(pool: &SqlitePool) {
     .await
     .expect("series");
     let vars = Variables::from([("clients".into(), 1), ("per_client".into(), ORDERS)]);
-    sqlx::query("BEGIN").execute(&mut *conn).await.expect("begin");
+    sqlx::query("BEGIN")
+        .execute(&mut *conn)
+        .await
+        .expect("begin");
     run(&mut conn, &script::parse(SEED), vars).await;
-    sqlx::query("COMMIT").execute(&mut *conn).await.expect("commit");
+    sqlx::query("COMMIT")
+        .execute(&mut *conn)
+        .await
+        .expect("commit");
     sqlx::query("DROP TABLE bench_series")
         .execute(&mut *conn)
         .await

@@ -59,7 +59,10 @@ fn numbered(sql: &str, gset: bool) -> Statement {
             continue;
         }
         let mut name = String::new();
-        while let Some(n) = chars.peek().filter(|n| n.is_ascii_alphanumeric() || **n == '_') {
+        while let Some(n) = chars
+            .peek()
+            .filter(|n| n.is_ascii_alphanumeric() || **n == '_')
+        {
             name.push(*n);
             chars.next();
         }

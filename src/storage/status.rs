@@ -99,3 +99,91 @@ impl Database {
         Ok(Some(order))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseSettings, SecretUrl};
+
+    async fn database(dir: &std::path::Path) -> Database {
+        Database::connect(&DatabaseSettings {
+            url: SecretUrl::new(format!("sqlite://{}/pay.db", dir.display())),
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn exec(db: &Database, sql: &str) {
+        sqlx::query(sql).execute(db.pool()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_statement_reads_the_order_and_every_payment() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(dir.path()).await;
+        exec(
+            &db,
+            "INSERT INTO users (id, openid, created_at, last_login_at) VALUES (7, 'o', 0, 0)",
+        )
+        .await;
+        for (id, status) in [(1, "PENDING"), (2, "CONFIRMED")] {
+            exec(
+                &db,
+                &format!(
+                    "INSERT INTO orders (id, user_id, status, total_fen, refunded_fen, expires_at, \
+                     created_at, paid_at, updated_at) VALUES ({id}, 7, '{status}', 8800, 0, 9, 0, \
+                     {paid}, 0)",
+                    paid = if id == 2 { "5" } else { "NULL" }
+                ),
+            )
+            .await;
+        }
+        // Order 2: a closed prepay, then the trade that paid, then a later closed one.
+        for (id, status, txn) in [
+            (1, "CLOSED", "NULL"),
+            (2, "PAID", "'W2'"),
+            (3, "CLOSED", "NULL"),
+        ] {
+            exec(
+                &db,
+                &format!(
+                    "INSERT INTO payments (id, order_id, out_trade_no, transaction_id, status, \
+                     amount_fen, openid, prepay_expires_at, created_at, updated_at) \
+                     VALUES ({id}, 2, 'MP{id}', {txn}, '{status}', 8800, 'o', 3, 0, 0)"
+                ),
+            )
+            .await;
+        }
+
+        let pending = db.order_status(1).await.unwrap().unwrap();
+        assert_eq!((pending.user_id, pending.status), (7, OrderStatus::Pending));
+        assert!(pending.payments.is_empty() && pending.current_payment().is_none());
+        assert_eq!(pending.paid_at, None);
+
+        let paid = db.order_status(2).await.unwrap().unwrap();
+        assert_eq!(paid.status, OrderStatus::Confirmed);
+        assert_eq!(
+            (paid.total, paid.paid_at),
+            (Fen::new(8800), Some(UnixMillis(5)))
+        );
+        let trades: Vec<&str> = paid
+            .payments
+            .iter()
+            .map(|p| p.out_trade_no.as_str())
+            .collect();
+        assert_eq!(trades, ["MP1", "MP2", "MP3"], "oldest first");
+        let shown = paid.current_payment().unwrap();
+        assert_eq!(
+            (shown.out_trade_no.as_str(), shown.transaction_id.as_deref()),
+            ("MP2", Some("W2"))
+        );
+        assert!(
+            !paid.payments[2].reusable(UnixMillis(1)),
+            "a closed prepay is not reusable"
+        );
+
+        assert_eq!(db.order_status(99).await.unwrap(), None);
+    }
+}
