@@ -41,6 +41,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# pgbench comes with PostgreSQL's client tools; Debian keeps it off PATH in some packages.
+if ! command -v pgbench >/dev/null; then
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [ -x "$PGBIN/pgbench" ] || { echo "bench: pgbench not found (install postgresql-client)" >&2; exit 1; }
+  PATH="$PGBIN:$PATH"
+fi
+
 echo "bench: building the release examples (cached after the first run)"
 cargo build --release --quiet --example load --example sqlite_ceiling
 LOAD=target/release/examples/load
