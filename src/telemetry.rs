@@ -12,8 +12,17 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global subscriber once; later calls (tests spawning many apps) are no-ops.
 pub fn init(format: LogFormat) {
+    init_with_writer(format, std::io::stdout);
+}
+
+/// As [`init`], writing somewhere else: the load generator keeps the server's log in a file
+/// so that a benchmark pays for logging as a deployed server does without flooding its table.
+pub fn init_with_writer<W>(format: LogFormat, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    drop(subscriber(format, filter, std::io::stdout).try_init());
+    drop(subscriber(format, filter, writer).try_init());
 }
 
 /// The subscriber [`init`] installs, writing to `writer`: a test can capture the lines of a
@@ -101,4 +110,5 @@ mod tests {
         assert_eq!(line["spans"][0]["request_id"], "given-42", "{line}");
         assert_eq!(line["spans"][0]["route"], "/x", "{line}");
     }
+
 }

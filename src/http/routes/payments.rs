@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use wallyt_pay_actors::engine::{Prepay, SyncWithGateway};
-use wallyt_pay_actors::ports::OrderStore;
 use wallyt_pay_actors::{Fen, OrderStatus};
 
 use super::orders::own_order;
@@ -16,9 +15,10 @@ use crate::http::openapi::{Envelope, Failure};
 use crate::http::ratelimit::Caller;
 use crate::http::request_id::RequestId;
 use crate::http::time::rfc3339;
-use crate::http::views::{current_payment, pay_params};
+use crate::http::views::pay_params;
 use crate::http::{envelope, ApiError};
 use crate::startup::AppState;
+use crate::storage::OrderStatusRow;
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -142,25 +142,24 @@ pub async fn status(
     state: web::Data<AppState>,
     order_id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut order = own_order(&state, &user, order_id.into_inner()).await?;
-    let mut payments = state.db.payments(order.id).await?;
+    let order_id = order_id.into_inner();
+    // One statement, no actor, no write (see storage::status); the actor is asked only when
+    // a notify may have been lost, as before.
+    let mut order = own_status(&state, &user, order_id).await?;
     let now = state.clock.now();
-    let waiting =
-        order.status == OrderStatus::Pending && payments.last().is_some_and(|p| p.reusable(now));
+    let waiting = order.status == OrderStatus::Pending
+        && order.payments.last().is_some_and(|p| p.reusable(now));
     if waiting && state.wallyt.is_some() {
         // A lost or late notify: ask the gateway (throttled by the actor). If that fails,
         // the answer still comes from the database.
-        match state.engine.send(order.id, SyncWithGateway).await {
-            Ok(()) => {
-                order = own_order(&state, &user, order.id).await?;
-                payments = state.db.payments(order.id).await?;
-            }
+        match state.engine.send(order_id, SyncWithGateway).await {
+            Ok(()) => order = own_status(&state, &user, order_id).await?,
             Err(error) => {
-                tracing::warn!(event = "payment.status.sync_failed", order_id = order.id, %error)
+                tracing::warn!(event = "payment.status.sync_failed", order_id, %error)
             }
         }
     }
-    let payment = current_payment(&payments);
+    let payment = order.current_payment();
     Ok(envelope::ok(StatusView {
         status: order.status.as_str(),
         paid_at: order.paid_at.map(rfc3339),
@@ -170,4 +169,16 @@ pub async fn status(
         refunded_amount: order.refunded,
         payment_status: payment.map(|p| p.status.as_str()),
     }))
+}
+
+/// The caller's own order's status; anyone else's is "not found", never "forbidden".
+async fn own_status(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: i64,
+) -> Result<OrderStatusRow, ApiError> {
+    match state.db.order_status(order_id).await? {
+        Some(order) if order.user_id == user.id => Ok(order),
+        _ => Err(ApiError::OrderNotFound),
+    }
 }
