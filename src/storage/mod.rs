@@ -4,6 +4,7 @@
 //! only the migrations differ per backend.
 
 pub mod admin;
+pub mod batcher;
 mod catalog;
 pub mod dashboard;
 mod expiry;
@@ -14,6 +15,7 @@ mod orders;
 mod payments;
 pub mod reconciliation;
 mod refunds;
+mod reserve;
 mod stock;
 mod tickets;
 mod users;
@@ -31,11 +33,13 @@ pub enum Backend {
     Postgres,
 }
 
-/// The pool plus which backend it talks to.
+/// The pool plus which backend it talks to, and the group-commit batcher that applies
+/// payments and reservations when it is on (`STORE_GROUP_COMMIT`).
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    batcher: Option<batcher::CommitBatcher>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -72,7 +76,33 @@ impl Database {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrations failed: {e}")))?;
-        Ok(Database { pool, backend })
+        let db = Database {
+            pool,
+            backend,
+            batcher: None,
+        };
+        Ok(match settings.group_commit {
+            true => db.clone().with_group_commit(),
+            false => db,
+        })
+    }
+
+    /// This database with payments and reservations group-committed by a batcher task of
+    /// its own (see [`batcher`]).
+    pub fn with_group_commit(self) -> Database {
+        let unbatched = Database {
+            batcher: None,
+            ..self
+        };
+        Database {
+            batcher: Some(batcher::CommitBatcher::spawn(unbatched.clone())),
+            ..unbatched
+        }
+    }
+
+    /// The batcher, when group commit is on.
+    pub fn batcher(&self) -> Option<&batcher::CommitBatcher> {
+        self.batcher.as_ref()
     }
 
     pub fn backend(&self) -> Backend {

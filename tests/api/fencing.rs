@@ -101,6 +101,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
         url: url.into(),
         max_connections: 5,
         acquire_timeout: Duration::from_secs(5),
+        group_commit: true,
     })
     .await
     .expect("connect");

@@ -15,6 +15,7 @@ mod engine;
 mod errors;
 mod expiry;
 mod fencing;
+mod group_commit;
 mod gateway_state;
 mod health;
 mod idempotency;
