@@ -42,7 +42,11 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) -> f64 {
 }
 
 /// Closed loop: `count` requests, at most `concurrency` in flight.
-async fn closed<F, Fut>(count: usize, concurrency: usize, make: F) -> (Vec<Duration>, Duration, Vec<Value>)
+async fn closed<F, Fut>(
+    count: usize,
+    concurrency: usize,
+    make: F,
+) -> (Vec<Duration>, Duration, Vec<Value>)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Value> + Send + 'static,
@@ -59,10 +63,18 @@ where
             (t.elapsed(), value)
         })
     });
-    let results: Vec<_> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let results: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let elapsed = started.elapsed();
     let latencies = results.iter().map(|r| r.0).collect();
-    (latencies, elapsed, results.into_iter().map(|r| r.1).collect())
+    (
+        latencies,
+        elapsed,
+        results.into_iter().map(|r| r.1).collect(),
+    )
 }
 
 /// Open loop: request i is sent at `i / rate` seconds whatever the earlier ones are doing.
@@ -83,10 +95,18 @@ where
             })
         })
         .collect();
-    let results: Vec<_> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let results: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let elapsed = started.elapsed();
     let latencies = results.iter().map(|r| r.0).collect();
-    (latencies, elapsed, results.into_iter().map(|r| r.1).collect())
+    (
+        latencies,
+        elapsed,
+        results.into_iter().map(|r| r.1).collect(),
+    )
 }
 
 #[tokio::main]
@@ -117,7 +137,10 @@ async fn main() {
     let settings = Settings::from_sources(AppEnv::Development, &config, vars).expect("settings");
     let app = Application::build(settings).await.expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let sandbox = app.sandbox().cloned().expect("development mounts the sandbox");
+    let sandbox = app
+        .sandbox()
+        .cloned()
+        .expect("development mounts the sandbox");
     tokio::spawn(app.run_until_stopped());
     sandbox.with_state(|s| s.global_faults.notify_drop = Some(true));
     let http = reqwest::Client::builder()
@@ -172,13 +195,23 @@ async fn main() {
     println!(
         "{orders} orders, concurrency {concurrency}, notify concurrency {notify_concurrency}, \
          group commit {group_commit}, {}",
-        if database_url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" }
+        if database_url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
     );
     let order = |ticket_type: Value| {
         let (http, url, token) = (http.clone(), admin("/orders"), token.clone());
         let body = json!({ "items": [{ "ticketTypeId": ticket_type, "quantity": 1 }] });
         async move {
-            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             let answer: Value = r.json().await.unwrap();
             match status {
@@ -192,22 +225,41 @@ async fn main() {
     let hot = new_type(orders).await;
     let (lat, elapsed, created) = closed(orders, concurrency, |_| order(hot.clone())).await;
     report("flash: POST /orders", lat, elapsed);
-    assert!(created.iter().all(|c| c["id"].is_i64()), "every order reserved");
+    assert!(
+        created.iter().all(|c| c["id"].is_i64()),
+        "every order reserved"
+    );
     let scarce = new_type(orders / 10).await;
     let (lat, elapsed, answers) = closed(orders / 2, concurrency, |_| order(scarce.clone())).await;
     report("flash: sold-out crowd", lat, elapsed);
     let sold = answers.iter().filter(|a| a["id"].is_i64()).count();
-    assert!(answers.iter().all(|a| a["id"].is_i64() || a["status"] == json!(409)));
+    assert!(answers
+        .iter()
+        .all(|a| a["id"].is_i64() || a["status"] == json!(409)));
     let stock = stock_of(scarce).await;
     assert_eq!(stock["reserved"], json!(orders / 10), "{stock}");
     assert_eq!(sold, orders / 10, "exactly the stock was sold");
-    println!("flash: oversold 0 ({} of {} reserved)", orders / 10, orders / 2);
+    println!(
+        "flash: oversold 0 ({} of {} reserved)",
+        orders / 10,
+        orders / 2
+    );
 
     let (lat, elapsed, trades) = closed(orders, concurrency, |i| {
-        let (http, url, token) = (http.clone(), admin("/payments/wechat/prepay"), token.clone());
+        let (http, url, token) = (
+            http.clone(),
+            admin("/payments/wechat/prepay"),
+            token.clone(),
+        );
         let body = json!({ "orderId": created[i]["id"], "openid": openid });
         async move {
-            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()["data"]["outTradeNo"].clone()
         }
@@ -221,11 +273,19 @@ async fn main() {
     let bodies: Arc<Vec<String>> = Arc::new(
         trades
             .iter()
-            .map(|t| notify_message(&sandbox, t.as_str().unwrap(), None).unwrap().1)
+            .map(|t| {
+                notify_message(&sandbox, t.as_str().unwrap(), None)
+                    .unwrap()
+                    .1
+            })
             .collect(),
     );
     let notify = |i: usize| {
-        let (http, url, body) = (http.clone(), admin("/payments/wallyt/notify"), bodies[i].clone());
+        let (http, url, body) = (
+            http.clone(),
+            admin("/payments/wallyt/notify"),
+            bodies[i].clone(),
+        );
         async move {
             let r = http.post(url).body(body).send().await.unwrap();
             Value::String(r.text().await.unwrap())
@@ -243,6 +303,10 @@ async fn main() {
     report("notify again (duplicates)", lat, elapsed);
     assert!(answers.iter().all(|a| a == "success"));
     let stock = stock_of(hot).await;
-    assert_eq!(stock["sold"], json!(orders), "each order confirmed once: {stock}");
+    assert_eq!(
+        stock["sold"],
+        json!(orders),
+        "each order confirmed once: {stock}"
+    );
     println!("stock after: {stock}");
 }

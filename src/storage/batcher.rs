@@ -148,11 +148,7 @@ impl CommitBatcher {
     }
 }
 
-async fn batches(
-    db: Database,
-    mut jobs: mpsc::Receiver<Box<dyn Member>>,
-    stats: Arc<BatchStats>,
-) {
+async fn batches(db: Database, mut jobs: mpsc::Receiver<Box<dyn Member>>, stats: Arc<BatchStats>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {

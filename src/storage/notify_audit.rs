@@ -11,9 +11,9 @@
 //!   `NOTIFY_REJECTED_RETENTION`.
 
 use sha2::{Digest, Sha256};
+use sqlx::{Any, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
-use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{ApplyOutcome, PaymentApplication, PaymentAudit};
 use wallyt_pay_actors::{Clock, StoreError, UnixMillis};
 

@@ -18,7 +18,8 @@ use wallyt_pay_actors::{
 
 use super::{column, expiry, payments, refunds, reserve, store_error, Database};
 
-pub(super) const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
+pub(super) const ORDER_COLUMNS: &str =
+    "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
 pub(super) const PAYMENT_COLUMNS: &str =
     "id, order_id, out_trade_no, transaction_id, status, amount_fen, \

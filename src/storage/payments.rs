@@ -13,9 +13,9 @@ use wallyt_pay_actors::{
     TicketStatus, UnixMillis,
 };
 
-use super::{fence, notify_audit};
 use super::orders::{payment_from_row, rows, PAYMENT_COLUMNS};
 use super::stock::{self, Counter};
+use super::{fence, notify_audit};
 use super::{store_error, Database};
 
 /// An unguessable ticket code: 20 symbols of a 32-letter alphabet without look-alikes

@@ -27,7 +27,8 @@ pub async fn create_order(
         let lines = lines.to_vec();
         return batcher
             .run(move |mut tx| async move {
-                let reserved = reserve_in(&mut tx, backend, user_id, &lines, limits, expires_at, now);
+                let reserved =
+                    reserve_in(&mut tx, backend, user_id, &lines, limits, expires_at, now);
                 let result = reserved.await;
                 (tx, result)
             })
@@ -53,11 +54,12 @@ async fn reserve_in(
     let mut items = Vec::with_capacity(lines.len());
     let mut total = Fen::ZERO;
     for line in lines {
-        let price: Option<i64> = sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
-            .bind(line.ticket_type_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(store_error)?;
+        let price: Option<i64> =
+            sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
+                .bind(line.ticket_type_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(store_error)?;
         let Some(price) = price else {
             return Err(CreateOrderError::UnknownTicketType(line.ticket_type_id));
         };
@@ -152,4 +154,3 @@ async fn pending_of(
     .map_err(store_error)?;
     Ok((orders, units.unwrap_or(0)))
 }
-

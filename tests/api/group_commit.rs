@@ -17,8 +17,8 @@ use wallyt_pay::config::DatabaseSettings;
 use wallyt_pay::storage::batcher::Tx;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::ports::{
-    ApplyOutcome, CreateOrderError, Fence, NewPrepay, OrderStore, PaymentApplication,
-    PaymentRules, PendingLimits, StoreError,
+    ApplyOutcome, CreateOrderError, Fence, NewPrepay, OrderStore, PaymentApplication, PaymentRules,
+    PendingLimits, StoreError,
 };
 use wallyt_pay_actors::{
     CatalogStore, Fen, NewTicketType, Order, OrderLine, Payment, PaymentStatus, UnixMillis,
@@ -201,7 +201,10 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
         too_many.await.unwrap(),
         Err(CreateOrderError::InsufficientStock(id)) if id == tt
     ));
-    let fitted = fits.await.unwrap().expect("the order that fits is reserved");
+    let fitted = fits
+        .await
+        .unwrap()
+        .expect("the order that fits is reserved");
     assert_eq!(fitted.total, Fen::new(200));
     let after = members(&db);
     assert_eq!(
@@ -212,7 +215,10 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
 
     // What committed: the fenced payment untouched, the duplicate applied once, the refused
     // order reserved nothing, and the counters add up.
-    assert_eq!(payment_status(&db, &fenced_pay).await, PaymentStatus::NotPay);
+    assert_eq!(
+        payment_status(&db, &fenced_pay).await,
+        PaymentStatus::NotPay
+    );
     assert_eq!(payment_status(&db, &ok_pay).await, PaymentStatus::Paid);
     assert_eq!(db.tickets(ok.id).await.unwrap().len(), 1);
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
@@ -264,13 +270,16 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
         tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let members: Vec<_> = [(good_pay.clone(), "TX-good"), (poisoned_pay.clone(), "poison")]
-        .into_iter()
-        .map(|(payment, tx)| {
-            let (db, application) = (db.clone(), paid(&payment, tx));
-            tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-        })
-        .collect();
+    let members: Vec<_> = [
+        (good_pay.clone(), "TX-good"),
+        (poisoned_pay.clone(), "poison"),
+    ]
+    .into_iter()
+    .map(|(payment, tx)| {
+        let (db, application) = (db.clone(), paid(&payment, tx));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    })
+    .collect();
     let reservation = {
         let db = db.clone();
         tokio::spawn(async move {
@@ -300,7 +309,10 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
     ));
     // Nothing of the batch stands: both payments open, no reservation beyond the three.
     assert_eq!(payment_status(&db, &good_pay).await, PaymentStatus::NotPay);
-    assert_eq!(payment_status(&db, &poisoned_pay).await, PaymentStatus::NotPay);
+    assert_eq!(
+        payment_status(&db, &poisoned_pay).await,
+        PaymentStatus::NotPay
+    );
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
     assert_eq!((stock.available, stock.reserved, stock.sold), (7, 2, 1));
     // The gateway retries: the good payment alone goes through.
@@ -344,12 +356,17 @@ async fn a_crowd_over_http_never_oversells(backend: Backend) {
     for buyer in buyers {
         statuses.push(buyer.await.unwrap());
     }
-    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
-    assert_eq!(created, 25, "{statuses:?}");
-    assert!(statuses
+    let created = statuses
         .iter()
-        .all(|s| [StatusCode::CREATED, StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS]
-            .contains(s)));
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 25, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [
+        StatusCode::CREATED,
+        StatusCode::CONFLICT,
+        StatusCode::TOO_MANY_REQUESTS
+    ]
+    .contains(s)));
     assert_eq!(
         app.stock(&hot).await,
         json!({ "total": 25, "available": 0, "reserved": 25, "sold": 0 })

@@ -110,7 +110,11 @@ pub async fn notify(state: Data<AppState>, body: Bytes) -> HttpResponse {
         verdict: verdict.name,
         body_sha256: &digest,
     };
-    match state.db.record_notify(&stored, &event, state.clock.now()).await {
+    match state
+        .db
+        .record_notify(&stored, &event, state.clock.now())
+        .await
+    {
         Ok(()) => answer(verdict.accepted),
         Err(error) => {
             tracing::error!(event = "wallyt.notify.not_stored", %error);
