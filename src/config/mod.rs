@@ -122,9 +122,37 @@ pub struct DatabaseSettings {
     pub url: SecretUrl,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// `STORE_GROUP_COMMIT`: payments and reservations that arrive together share one
-    /// transaction (a savepoint each) and one commit.
-    pub group_commit: bool,
+    /// `STORE_GROUP_COMMIT`: which transitions that arrive together share one transaction
+    /// (a savepoint each) and one commit.
+    pub group_commit: GroupCommit,
+}
+
+/// What the store group-commits (see `storage::batcher`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupCommit {
+    /// Every transition has a transaction of its own.
+    Off,
+    /// `POST /orders` reservations are batched (the default: they queue on one stock row).
+    Reservations,
+    /// Reservations and payment applications (notifies, queries) are batched.
+    On,
+}
+
+impl GroupCommit {
+    fn parse(text: &str) -> Result<GroupCommit, ConfigError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "reservations" => Ok(GroupCommit::Reservations),
+            other => Ok(match parse_switch("STORE_GROUP_COMMIT", other) {
+                Ok(true) => GroupCommit::On,
+                Ok(false) => GroupCommit::Off,
+                Err(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "STORE_GROUP_COMMIT must be on, off or reservations, not {other:?}"
+                    )))
+                }
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -476,7 +504,7 @@ impl Settings {
                 url: SecretUrl::new(raw.database_url),
                 max_connections: raw.database_max_connections.max(1),
                 acquire_timeout: raw.database_acquire_timeout,
-                group_commit: parse_switch("STORE_GROUP_COMMIT", &raw.store_group_commit)?,
+                group_commit: GroupCommit::parse(&raw.store_group_commit)?,
             },
             redis_url: raw.redis_url.map(SecretUrl::new),
             jwt_secret,

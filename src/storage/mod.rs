@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor, Transaction};
 use std::path::Path;
 use wallyt_pay_actors::StoreError;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, GroupCommit};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -40,6 +40,8 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     batcher: Option<batcher::CommitBatcher>,
+    /// Payments go through the batcher too (`STORE_GROUP_COMMIT=on`).
+    batch_payments: bool,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -80,29 +82,37 @@ impl Database {
             pool,
             backend,
             batcher: None,
+            batch_payments: false,
         };
-        Ok(match settings.group_commit {
-            true => db.clone().with_group_commit(),
-            false => db,
-        })
+        Ok(db.with_group_commit(settings.group_commit))
     }
 
-    /// This database with payments and reservations group-committed by a batcher task of
-    /// its own (see [`batcher`]).
-    pub fn with_group_commit(self) -> Database {
+    /// This database with what `mode` names group-committed by a batcher task of its own
+    /// (see [`batcher`]).
+    pub fn with_group_commit(self, mode: GroupCommit) -> Database {
         let unbatched = Database {
             batcher: None,
+            batch_payments: false,
             ..self
         };
+        if mode == GroupCommit::Off {
+            return unbatched;
+        }
         Database {
             batcher: Some(batcher::CommitBatcher::spawn(unbatched.clone())),
+            batch_payments: mode == GroupCommit::On,
             ..unbatched
         }
     }
 
-    /// The batcher, when group commit is on.
+    /// The batcher, when group commit is on for anything.
     pub fn batcher(&self) -> Option<&batcher::CommitBatcher> {
         self.batcher.as_ref()
+    }
+
+    /// The batcher that applies payments, when they are group-committed.
+    pub(crate) fn payment_batcher(&self) -> Option<&batcher::CommitBatcher> {
+        self.batcher.as_ref().filter(|_| self.batch_payments)
     }
 
     pub fn backend(&self) -> Backend {

@@ -132,7 +132,8 @@ fn refusal(error: impl std::fmt::Display) -> StoreError {
 }
 
 /// Applies a payment with its audit lines: as a member of the next group-committed batch
-/// when group commit is on, else in a transaction of its own. Either way the transition and
+/// when payments are group-committed (`STORE_GROUP_COMMIT=on`), else in a transaction of its
+/// own. Either way the transition and
 /// its audit lines commit together, and the answer comes after the commit.
 pub async fn apply_payment(
     db: &Database,
@@ -142,7 +143,7 @@ pub async fn apply_payment(
     now: UnixMillis,
     audit: Option<&PaymentAudit>,
 ) -> Result<ApplyOutcome, StoreError> {
-    if let Some(batcher) = db.batcher() {
+    if let Some(batcher) = db.payment_batcher() {
         let (paid, audit) = (paid.clone(), audit.cloned());
         return batcher
             .run(move |mut tx| async move {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::Executor;
-use wallyt_pay::config::DatabaseSettings;
+use wallyt_pay::config::{DatabaseSettings, GroupCommit};
 use wallyt_pay::storage::batcher::Tx;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::ports::{
@@ -46,7 +46,7 @@ async fn open(backend: Backend) -> Option<(Database, Option<tempfile::TempDir>)>
         url: url.into(),
         max_connections: 5,
         acquire_timeout: Duration::from_secs(5),
-        group_commit: true,
+        group_commit: GroupCommit::On,
     };
     Some((Database::connect(&settings).await.expect("connect"), dir))
 }

@@ -3,7 +3,7 @@
 //! is wrong.
 
 use sqlx::AnyPool;
-use wallyt_pay::config::DatabaseSettings;
+use wallyt_pay::config::{DatabaseSettings, GroupCommit};
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::expiry::DeadlineKind;
 use wallyt_pay_actors::ports::{Fence, OrderStore, PendingLimits};
@@ -49,7 +49,7 @@ async fn the_conformance_suite_holds_without_group_commit(backend: Backend) {
         url: url.into(),
         max_connections: 5,
         acquire_timeout: std::time::Duration::from_secs(5),
-        group_commit: false,
+        group_commit: GroupCommit::Off,
     };
     let db = Database::connect(&settings).await.expect("connect");
     assert!(db.batcher().is_none());
@@ -65,7 +65,7 @@ async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<te
         url: url.into(),
         max_connections: 5,
         acquire_timeout: std::time::Duration::from_secs(5),
-        group_commit: true,
+        group_commit: GroupCommit::On,
     };
     let db = Database::connect(&settings).await.expect("connect");
     Some((db, settings, dir))
