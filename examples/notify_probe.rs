@@ -114,11 +114,12 @@ async fn main() {
     let orders: usize = env_or("PROBE_ORDERS", 4000);
     let concurrency: usize = env_or("PROBE_CONCURRENCY", 32);
     let notify_concurrency: usize = env_or("PROBE_NOTIFY_CONCURRENCY", 8);
-    let group_commit = std::env::var("STORE_GROUP_COMMIT").unwrap_or_else(|_| "on".into());
+    // Unset: the configuration's default.
+    let group_commit = std::env::var("STORE_GROUP_COMMIT").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let database_url = std::env::var("PROBE_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/pay.db", dir.path().display()));
-    let vars: HashMap<String, String> = [
+    let mut vars: HashMap<String, String> = [
         ("HTTP_ADDR", "127.0.0.1:0"),
         ("DATABASE_URL", database_url.as_str()),
         ("JWT_SECRET", "load-test-secret-0123456789abcdef"),
@@ -128,13 +129,16 @@ async fn main() {
         ("MAX_PENDING_ORDERS", "0"),
         ("MAX_PENDING_UNITS", "0"),
         ("RATE_LIMIT", "off"),
-        ("STORE_GROUP_COMMIT", group_commit.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    if !group_commit.is_empty() {
+        vars.insert("STORE_GROUP_COMMIT".into(), group_commit.clone());
+    }
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let settings = Settings::from_sources(AppEnv::Development, &config, vars).expect("settings");
+    let group_commit = format!("{:?}", settings.database.group_commit);
     let app = Application::build(settings).await.expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let sandbox = app
