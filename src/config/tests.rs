@@ -490,9 +490,9 @@ mod rsa {
 }
 
 #[test]
-fn group_commit_batches_reservations_by_default() {
+fn group_commit_is_chosen_by_backend_by_default() {
     let settings = load(AppEnv::Test, &[]).unwrap();
-    assert_eq!(settings.database.group_commit, GroupCommit::Reservations);
+    assert_eq!(settings.database.group_commit, GroupCommit::Auto);
     for (text, mode) in [
         ("on", GroupCommit::On),
         ("off", GroupCommit::Off),

@@ -88,12 +88,17 @@ impl Database {
     }
 
     /// This database with what `mode` names group-committed by a batcher task of its own
-    /// (see [`batcher`]).
+    /// (see [`batcher`]); `Auto` picks by backend.
     pub fn with_group_commit(self, mode: GroupCommit) -> Database {
         let unbatched = Database {
             batcher: None,
             batch_payments: false,
             ..self
+        };
+        let mode = match (mode, self.backend) {
+            (GroupCommit::Auto, Backend::Sqlite) => GroupCommit::On,
+            (GroupCommit::Auto, Backend::Postgres) => GroupCommit::Reservations,
+            (mode, _) => mode,
         };
         if mode == GroupCommit::Off {
             return unbatched;
