@@ -17,8 +17,10 @@
 //! batches, so batching adds no lock cycle of its own.
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use sqlx::{Any, Transaction};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -178,11 +180,17 @@ async fn run_batch(db: &Database, batch: Vec<Box<dyn Member>>) -> bool {
     let mut pending = batch.into_iter();
     while let Some(member) = pending.next() {
         if let Err(error) = exec(&mut tx, "SAVEPOINT member").await {
+            member.fail(error.clone_error());
             fail_all(pending.collect(), ran, error);
-            member.fail(StoreError::Unavailable("group commit aborted".into()));
             return false;
         }
-        let (back, done) = member.run(tx).await;
+        // A member that panics takes the transaction with it (rolled back); the task goes on,
+        // so one bug cannot stop every later transition of the node.
+        let Ok((back, done)) = AssertUnwindSafe(member.run(tx)).catch_unwind().await else {
+            let error = StoreError::Other("a group-committed transition panicked".into());
+            fail_all(pending.collect(), ran, error);
+            return false;
+        };
         tx = back;
         let close = if done.succeeded() {
             exec(&mut tx, "RELEASE SAVEPOINT member").await
