@@ -110,5 +110,4 @@ mod tests {
         assert_eq!(line["spans"][0]["request_id"], "given-42", "{line}");
         assert_eq!(line["spans"][0]["route"], "/x", "{line}");
     }
-
 }

@@ -23,7 +23,7 @@ mod stats;
 mod status;
 mod verify;
 
-use wallyt_pay::config::{DatabaseSettings, LogFormat, SecretUrl};
+use wallyt_pay::config::{DatabaseSettings, GroupCommit, LogFormat, SecretUrl};
 
 #[tokio::main]
 async fn main() {
@@ -37,6 +37,7 @@ async fn main() {
             url: url.clone(),
             max_connections: 1,
             acquire_timeout: std::time::Duration::from_secs(10),
+            group_commit: GroupCommit::Off,
         };
         wallyt_pay::storage::Database::connect(&settings)
             .await

@@ -13,7 +13,7 @@ use script::{Statement, Variables};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Column, Row, SqliteConnection, SqlitePool};
 use std::time::{Duration, Instant};
-use wallyt_pay::config::{DatabaseSettings, SecretUrl};
+use wallyt_pay::config::{DatabaseSettings, GroupCommit, SecretUrl};
 
 const SEED: &str = include_str!("../../scripts/bench/seed.sql");
 const NOTIFY: &str = include_str!("../../scripts/bench/notify.sql");
@@ -42,6 +42,7 @@ async fn main() {
         url: SecretUrl::new(format!("sqlite://{}", file.display())),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
+        group_commit: GroupCommit::Off,
     };
     wallyt_pay::storage::Database::connect(&settings)
         .await

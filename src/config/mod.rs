@@ -122,6 +122,9 @@ pub struct DatabaseSettings {
     pub url: SecretUrl,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `STORE_GROUP_COMMIT`: which transitions that arrive together share one transaction
+    /// (a savepoint each) and one commit.
+    pub group_commit: GroupCommit,
 }
 
 #[derive(Clone, Debug)]
@@ -189,6 +192,7 @@ struct Raw {
     database_max_connections: u32,
     #[serde(with = "humantime_serde")]
     database_acquire_timeout: Duration,
+    store_group_commit: String,
     redis_url: Option<String>,
     jwt_secret: Option<String>,
     #[serde(with = "humantime_serde")]
@@ -472,6 +476,7 @@ impl Settings {
                 url: SecretUrl::new(raw.database_url),
                 max_connections: raw.database_max_connections.max(1),
                 acquire_timeout: raw.database_acquire_timeout,
+                group_commit: GroupCommit::parse(&raw.store_group_commit)?,
             },
             redis_url: raw.redis_url.map(SecretUrl::new),
             jwt_secret,
@@ -518,12 +523,14 @@ impl Settings {
     }
 }
 
+mod group_commit;
 mod limits;
 mod parts;
 mod production;
 mod secret_url;
 mod wallyt;
 
+pub use group_commit::GroupCommit;
 pub use secret_url::SecretUrl;
 
 use limits::{parse_proxies, parse_rate, parse_switch};

@@ -488,3 +488,18 @@ mod rsa {
         assert!(err.contains("SANDBOX_SIGN_TYPE"), "{err}");
     }
 }
+
+#[test]
+fn group_commit_is_chosen_by_backend_by_default() {
+    let settings = load(AppEnv::Test, &[]).unwrap();
+    assert_eq!(settings.database.group_commit, GroupCommit::Auto);
+    for (text, mode) in [
+        ("on", GroupCommit::On),
+        ("off", GroupCommit::Off),
+        ("Reservations", GroupCommit::Reservations),
+    ] {
+        let settings = load(AppEnv::Test, &[("STORE_GROUP_COMMIT", text)]).unwrap();
+        assert_eq!(settings.database.group_commit, mode);
+    }
+    assert!(load(AppEnv::Test, &[("STORE_GROUP_COMMIT", "sometimes")]).is_err());
+}

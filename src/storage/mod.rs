@@ -4,6 +4,7 @@
 //! only the migrations differ per backend.
 
 pub mod admin;
+pub mod batcher;
 mod catalog;
 pub mod dashboard;
 mod expiry;
@@ -17,6 +18,7 @@ pub mod reconciliation;
 pub mod refund_list;
 mod refunds;
 pub mod request_ids;
+mod reserve;
 mod status;
 mod stock;
 mod tickets;
@@ -27,7 +29,7 @@ use sqlx::{AnyPool, Connection, Executor, Transaction};
 use std::path::Path;
 use wallyt_pay_actors::StoreError;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, GroupCommit};
 
 pub use status::{OrderStatusRow, PaymentBrief};
 
@@ -37,11 +39,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// The pool plus which backend it talks to.
+/// The pool plus which backend it talks to, and the group-commit batcher that applies
+/// payments and reservations when it is on (`STORE_GROUP_COMMIT`).
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    batcher: Option<batcher::CommitBatcher>,
+    /// Payments go through the batcher too (`STORE_GROUP_COMMIT=on`).
+    batch_payments: bool,
 }
 
 /// A pooled connection idle this long is pinged before use (see `Database::connect`).
@@ -95,7 +101,46 @@ impl Database {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrations failed: {e}")))?;
-        Ok(Database { pool, backend })
+        let db = Database {
+            pool,
+            backend,
+            batcher: None,
+            batch_payments: false,
+        };
+        Ok(db.with_group_commit(settings.group_commit))
+    }
+
+    /// This database with what `mode` names group-committed by a batcher task of its own
+    /// (see [`batcher`]); `Auto` picks by backend.
+    pub fn with_group_commit(self, mode: GroupCommit) -> Database {
+        let unbatched = Database {
+            batcher: None,
+            batch_payments: false,
+            ..self
+        };
+        let mode = match (mode, self.backend) {
+            (GroupCommit::Auto, Backend::Sqlite) => GroupCommit::On,
+            (GroupCommit::Auto, Backend::Postgres) => GroupCommit::Reservations,
+            (mode, _) => mode,
+        };
+        if mode == GroupCommit::Off {
+            return unbatched;
+        }
+        Database {
+            batcher: Some(batcher::CommitBatcher::spawn(unbatched.clone())),
+            batch_payments: mode == GroupCommit::On,
+            ..unbatched
+        }
+    }
+
+    /// The batcher, when group commit is on for anything.
+    pub fn batcher(&self) -> Option<&batcher::CommitBatcher> {
+        self.batcher.as_ref()
+    }
+
+    /// The batcher that applies payments, when they are group-committed.
+    pub(crate) fn payment_batcher(&self) -> Option<&batcher::CommitBatcher> {
+        self.batcher.as_ref().filter(|_| self.batch_payments)
     }
 
     pub fn backend(&self) -> Backend {

@@ -3,14 +3,18 @@
 //! can send:
 //! - a notify that verifies (our key, our merchant) is stored whole in the append-only
 //!   `payment_events`, once per notify: copies and retries become verdict events that carry
-//!   the body's SHA-256 instead of a second copy;
+//!   the body's SHA-256 instead of a second copy. A notify that is applied has its body and
+//!   verdict written in the transaction that applies it (one commit per accepted notify);
+//!   any other verified notify is recorded by one statement;
 //! - a notify refused before it verifies is anyone's: only its digest, length, first 256
 //!   bytes and verdict go to `notify_rejections`, which a periodic purge empties after
 //!   `NOTIFY_REJECTED_RETENTION`.
 
 use sha2::{Digest, Sha256};
+use sqlx::{Any, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
+use wallyt_pay_actors::ports::{ApplyOutcome, PaymentApplication, PaymentAudit};
 use wallyt_pay_actors::{Clock, StoreError, UnixMillis};
 
 use super::{store_error, Database};
@@ -53,19 +57,22 @@ pub struct NotifyVerdict<'a> {
 }
 
 impl Database {
-    /// Stores a verified notify whole, unless a notify with the same key is already stored.
-    /// Answers whether this body was stored (false: a copy, recorded by its verdict event).
-    pub async fn store_verified_notify(
+    /// Records a verified notify that was not applied (refused, not paid, or a duplicate of
+    /// one already applied): its body whole unless a notify with the same key is stored, and
+    /// its verdict, in one statement (one commit). A duplicate so costs one small row.
+    pub async fn record_notify(
         &self,
         notify: &VerifiedNotify<'_>,
+        verdict: &NotifyVerdict<'_>,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
-        // One INSERT against the unique index: of concurrent copies exactly one is stored.
-        let inserted = sqlx::query(
+    ) -> Result<(), StoreError> {
+        // One INSERT against the unique index: of concurrent copies exactly one body is kept.
+        sqlx::query(
             "INSERT INTO payment_events \
              (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256, notify_key, \
              request_id) \
-             VALUES ('notify', NULL, $1, 'received', $2, $3, $4, $5, $6) \
+             VALUES ('notify', NULL, $1, 'received', $2, $3, $4, $5, $6), \
+                    ('notify.verdict', $7, $8, $9, '', $10, $11, NULL, $12) \
              ON CONFLICT DO NOTHING",
         )
         .bind(notify.out_trade_no)
@@ -74,10 +81,16 @@ impl Database {
         .bind(notify.body_sha256)
         .bind(notify.notify_key)
         .bind(notify.request_id)
+        .bind(verdict.order_id)
+        .bind(verdict.out_trade_no)
+        .bind(verdict.verdict)
+        .bind(now.0)
+        .bind(verdict.body_sha256)
+        .bind(verdict.request_id)
         .execute(self.pool())
         .await
-        .map_err(store_error)?;
-        Ok(inserted.rows_affected() == 1)
+        .map(drop)
+        .map_err(store_error)
     }
 
     /// Appends the verdict of a verified notify, linked to its body by the digest.
@@ -145,6 +158,68 @@ impl Database {
             .map_err(store_error)?;
         Ok(purged.rows_affected())
     }
+}
+
+/// The lines of a payment applied in `tx`: the notify's body (once per key), the engine's
+/// `{source}.apply` line, and the notify's verdict — in one statement of the transaction that
+/// applies the payment, so an accepted notify costs one commit.
+pub(super) async fn record_application(
+    tx: &mut Transaction<'_, Any>,
+    audit: &PaymentAudit,
+    paid: &PaymentApplication,
+    outcome: &ApplyOutcome,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let apply = audit.apply_event(paid, outcome);
+    let Some(notify) = &audit.notify else {
+        return sqlx::query(
+            "INSERT INTO payment_events \
+             (kind, order_id, out_trade_no, verdict, raw, created_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&apply.kind)
+        .bind(apply.order_id)
+        .bind(apply.out_trade_no.as_deref())
+        .bind(&apply.verdict)
+        .bind(&apply.raw)
+        .bind(now.0)
+        .bind(audit.request_id.as_deref())
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(store_error);
+    };
+    let (verdict, _) = outcome.notify_verdict();
+    sqlx::query(
+        "INSERT INTO payment_events \
+         (kind, order_id, out_trade_no, verdict, raw, created_at, body_sha256, notify_key, \
+         request_id) \
+         VALUES ('notify', NULL, $1, 'received', $2, $3, $4, $5, $17), \
+                ($6, $7, $8, $9, $10, $11, NULL, NULL, $17), \
+                ('notify.verdict', $12, $13, $14, '', $15, $16, NULL, $17) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&paid.out_trade_no)
+    .bind(&notify.body)
+    .bind(now.0)
+    .bind(&notify.body_sha256)
+    .bind(notify.notify_key.as_deref())
+    .bind(&apply.kind)
+    .bind(apply.order_id)
+    .bind(apply.out_trade_no.as_deref())
+    .bind(&apply.verdict)
+    .bind(&apply.raw)
+    .bind(now.0)
+    .bind(audit.order_id)
+    .bind(&paid.out_trade_no)
+    .bind(verdict)
+    .bind(now.0)
+    .bind(&notify.body_sha256)
+    .bind(audit.request_id.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(store_error)
 }
 
 /// How often the purge runs: hourly, or more often for a retention under an hour (so a row

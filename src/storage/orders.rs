@@ -8,25 +8,25 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::ports::{
     ApplyOutcome, BeginRefundError, CreateOrderError, Fence, FinishOutcome, NewPaymentEvent,
-    NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules, PendingLimits,
-    RefundResult,
+    NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentAudit, PaymentRules,
+    PendingLimits, RefundResult,
 };
 use wallyt_pay_actors::{
     CancelReason, Fen, Order, OrderItem, OrderLine, OrderStatus, Payment, PaymentStatus, Refund,
     StoreError, Ticket, UnixMillis,
 };
 
-use super::stock::{self, Counter};
-use super::{column, expiry, payments, refunds, store_error, Backend, Database};
+use super::{column, expiry, payments, refunds, reserve, store_error, Database};
 
-const ORDER_COLUMNS: &str = "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
+pub(super) const ORDER_COLUMNS: &str =
+    "id, user_id, status, total_fen, refunded_fen, cancel_reason, \
                              expires_at, created_at, paid_at, cancelled_at";
 pub(super) const PAYMENT_COLUMNS: &str =
     "id, order_id, out_trade_no, transaction_id, status, amount_fen, \
                                refunded_fen, refund_committed_fen, openid, pay_params, \
                                prepay_expires_at, created_at, paid_at";
 
-fn order_from_row(row: &AnyRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
+pub(super) fn order_from_row(row: &AnyRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
     let status: String = column(row, "status")?;
     let reason: Option<String> = column(row, "cancel_reason")?;
     Ok(Order {
@@ -88,40 +88,6 @@ pub(super) async fn items_in(
     .collect()
 }
 
-/// The user's PENDING orders and the units they reserve. On PostgreSQL the user's row is locked
-/// first, so two orders of one user placed at once are counted one after the other (SQLite
-/// writers are serialized by `BEGIN IMMEDIATE` already).
-async fn pending_of(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    user_id: i64,
-) -> Result<(i64, i64), StoreError> {
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_error)?;
-    }
-    let orders: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status = $2")
-            .bind(user_id)
-            .bind(OrderStatus::Pending.as_str())
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(store_error)?;
-    let units: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(i.quantity) AS BIGINT) FROM order_items i \
-         JOIN orders o ON o.id = i.order_id WHERE o.user_id = $1 AND o.status = $2",
-    )
-    .bind(user_id)
-    .bind(OrderStatus::Pending.as_str())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    Ok((orders, units.unwrap_or(0)))
-}
-
 /// The order as the transaction sees it.
 pub(super) async fn order_in(
     tx: &mut Transaction<'_, Any>,
@@ -158,86 +124,7 @@ impl OrderStore for Database {
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<Order, CreateOrderError> {
-        let mut tx = self.begin_write().await?;
-        let mut items = Vec::with_capacity(lines.len());
-        let mut total = Fen::ZERO;
-        for line in lines {
-            let price: Option<i64> =
-                sqlx::query_scalar("SELECT price_fen FROM ticket_types WHERE id = $1")
-                    .bind(line.ticket_type_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-            let Some(price) = price else {
-                return Err(CreateOrderError::UnknownTicketType(line.ticket_type_id));
-            };
-            let unit_price = Fen::new(price);
-            total = unit_price
-                .checked_mul(line.quantity)
-                .and_then(|line_total| total.checked_add(line_total))
-                .ok_or_else(|| StoreError::Other("order total overflows".into()))?;
-            items.push(OrderItem {
-                ticket_type_id: line.ticket_type_id,
-                quantity: line.quantity,
-                unit_price,
-            });
-        }
-        if limits != PendingLimits::OFF {
-            let units: i64 = lines.iter().map(|l| l.quantity).sum();
-            let (orders, held) = pending_of(&mut tx, self.backend(), user_id).await?;
-            if !limits.allows(orders, held, units) {
-                return Err(CreateOrderError::TooManyPending {
-                    orders,
-                    units: held,
-                });
-            }
-        }
-        // Lines come sorted by ticket type: rows are locked in one order, no deadlock cycles.
-        for item in &items {
-            let (id, quantity) = (item.ticket_type_id, item.quantity);
-            if !stock::shift(
-                &mut tx,
-                id,
-                quantity,
-                Counter::Available,
-                Counter::Reserved,
-                now,
-            )
-            .await?
-            {
-                return Err(CreateOrderError::InsufficientStock(id));
-            }
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO orders (user_id, status, total_fen, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ORDER_COLUMNS}"
-        ))
-        .bind(user_id)
-        .bind(OrderStatus::Pending.as_str())
-        .bind(total.get())
-        .bind(expires_at.0)
-        .bind(now.0)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let order_id: i64 = column(&row, "id")?;
-        for item in &items {
-            sqlx::query(
-                "INSERT INTO order_items (order_id, ticket_type_id, quantity, unit_price_fen) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(order_id)
-            .bind(item.ticket_type_id)
-            .bind(item.quantity)
-            .bind(item.unit_price.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        }
-        let order = order_from_row(&row, items)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(order)
+        reserve::create_order(self, user_id, lines, limits, expires_at, now).await
     }
 
     async fn order(&self, order_id: i64) -> Result<Option<Order>, StoreError> {
@@ -323,7 +210,18 @@ impl OrderStore for Database {
         fence: Fence,
         now: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError> {
-        payments::apply_payment(self, paid, rules, fence, now).await
+        payments::apply_payment(self, paid, rules, fence, now, None).await
+    }
+
+    async fn apply_payment_audited(
+        &self,
+        paid: &PaymentApplication,
+        rules: PaymentRules,
+        fence: Fence,
+        now: UnixMillis,
+        audit: &PaymentAudit,
+    ) -> Result<ApplyOutcome, StoreError> {
+        payments::apply_payment(self, paid, rules, fence, now, Some(audit)).await
     }
 
     async fn append_event(

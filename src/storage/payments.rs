@@ -6,16 +6,16 @@ use rand::Rng;
 use sqlx::{Any, Transaction};
 use wallyt_pay_actors::policy::{self, PaymentEffect};
 use wallyt_pay_actors::ports::{
-    ApplyOutcome, Fence, NewPrepay, NewRefund, PaymentApplication, PaymentRules,
+    ApplyOutcome, Fence, NewPrepay, NewRefund, PaymentApplication, PaymentAudit, PaymentRules,
 };
 use wallyt_pay_actors::{
     CancelReason, Order, OrderItem, OrderStatus, Payment, PaymentStatus, RefundKind, StoreError,
     TicketStatus, UnixMillis,
 };
 
-use super::fence;
 use super::orders::{payment_from_row, rows, PAYMENT_COLUMNS};
 use super::stock::{self, Counter};
+use super::{fence, notify_audit};
 use super::{store_error, Database};
 
 /// An unguessable ticket code: 20 symbols of a 32-letter alphabet without look-alikes
@@ -131,19 +131,76 @@ fn refusal(error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("refused transition: {error}"))
 }
 
+/// Applies a payment with its audit lines: as a member of the next group-committed batch
+/// when payments are group-committed (`STORE_GROUP_COMMIT=on`), else in a transaction of its
+/// own. Either way the transition and
+/// its audit lines commit together, and the answer comes after the commit.
 pub async fn apply_payment(
     db: &Database,
     paid: &PaymentApplication,
     rules: PaymentRules,
     fence: Fence,
     now: UnixMillis,
+    audit: Option<&PaymentAudit>,
 ) -> Result<ApplyOutcome, StoreError> {
+    if let Some(batcher) = db.payment_batcher() {
+        let (paid, audit) = (paid.clone(), audit.cloned());
+        return batcher
+            .run(move |mut tx| async move {
+                let applied = apply_audited(&mut tx, &paid, rules, fence, now, audit.as_ref());
+                let result = applied.await;
+                (tx, result)
+            })
+            .await;
+    }
     let mut tx = db.begin_write().await?;
+    let outcome = apply_audited(&mut tx, paid, rules, fence, now, audit).await?;
+    // An outcome that changed nothing is not worth a commit, unless it has lines to record.
+    if audit.is_some() || wrote(&outcome) {
+        tx.commit().await.map_err(store_error)?;
+    }
+    Ok(outcome)
+}
+
+fn wrote(outcome: &ApplyOutcome) -> bool {
+    matches!(
+        outcome,
+        ApplyOutcome::Confirmed { .. }
+            | ApplyOutcome::Revived { .. }
+            | ApplyOutcome::RefundPlanned { .. }
+    )
+}
+
+/// The transition, then its audit lines, in the caller's transaction.
+async fn apply_audited(
+    tx: &mut Transaction<'_, Any>,
+    paid: &PaymentApplication,
+    rules: PaymentRules,
+    fence: Fence,
+    now: UnixMillis,
+    audit: Option<&PaymentAudit>,
+) -> Result<ApplyOutcome, StoreError> {
+    let outcome = apply_in(tx, paid, rules, fence, now).await?;
+    if let Some(audit) = audit {
+        notify_audit::record_application(tx, audit, paid, &outcome, now).await?;
+    }
+    Ok(outcome)
+}
+
+/// Payment PAID and what the policy makes of it. An outcome that changed nothing leaves at
+/// most the order's fence raised to the caller's own (current) lease.
+async fn apply_in(
+    tx: &mut Transaction<'_, Any>,
+    paid: &PaymentApplication,
+    rules: PaymentRules,
+    fence: Fence,
+    now: UnixMillis,
+) -> Result<ApplyOutcome, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE out_trade_no = $1"
     ))
     .bind(&paid.out_trade_no)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(store_error)?;
     let Some(payment) = row.as_ref().map(payment_from_row).transpose()? else {
@@ -154,7 +211,7 @@ pub async fn apply_payment(
             expected: payment.amount,
         });
     }
-    fence::check(&mut tx, payment.order_id, fence).await?;
+    fence::check(tx, payment.order_id, fence).await?;
     // NOTPAY or CLOSED → PAID, once (the statuses `PaymentStatus::pay` accepts).
     let marked = sqlx::query(
         "UPDATE payments SET status = $1, transaction_id = $2, paid_at = $3, updated_at = $4 \
@@ -167,11 +224,11 @@ pub async fn apply_payment(
     .bind(payment.id)
     .bind(PaymentStatus::NotPay.as_str())
     .bind(PaymentStatus::Closed.as_str());
-    if rows(&mut tx, marked).await? == 0 {
+    if rows(tx, marked).await? == 0 {
         // Someone applied it first (a duplicate, or a concurrent copy that won).
         return Ok(ApplyOutcome::AlreadyApplied);
     }
-    let order = super::orders::order_in(&mut tx, payment.order_id)
+    let order = super::orders::order_in(tx, payment.order_id)
         .await?
         .ok_or_else(|| StoreError::Other(format!("payment {} has no order", payment.id)))?;
     let effect = policy::on_payment(
@@ -183,21 +240,20 @@ pub async fn apply_payment(
     );
     let outcome = match effect {
         PaymentEffect::Confirm => {
-            confirm(&mut tx, &order, paid, now).await?;
-            let tickets = issue_tickets(&mut tx, order.id, &order.items, now).await?;
+            confirm(tx, &order, paid, now).await?;
+            let tickets = issue_tickets(tx, order.id, &order.items, now).await?;
             ApplyOutcome::Confirmed { tickets }
         }
-        PaymentEffect::Revive => match revive(&mut tx, &order, paid, now).await? {
+        PaymentEffect::Revive => match revive(tx, &order, paid, now).await? {
             true => {
-                let tickets = issue_tickets(&mut tx, order.id, &order.items, now).await?;
+                let tickets = issue_tickets(tx, order.id, &order.items, now).await?;
                 ApplyOutcome::Revived { tickets }
             }
             // Sold out meanwhile: the money goes back instead.
-            false => plan_refund(&mut tx, &payment, RefundKind::LatePayment, now).await?,
+            false => plan_refund(tx, &payment, RefundKind::LatePayment, now).await?,
         },
-        PaymentEffect::Refund(kind) => plan_refund(&mut tx, &payment, kind, now).await?,
+        PaymentEffect::Refund(kind) => plan_refund(tx, &payment, kind, now).await?,
     };
-    tx.commit().await.map_err(store_error)?;
     Ok(outcome)
 }
 

@@ -103,13 +103,14 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DatabaseSettings, SecretUrl};
+    use crate::config::{DatabaseSettings, GroupCommit, SecretUrl};
 
     async fn database(dir: &std::path::Path) -> Database {
         Database::connect(&DatabaseSettings {
             url: SecretUrl::new(format!("sqlite://{}/pay.db", dir.display())),
             max_connections: 2,
             acquire_timeout: std::time::Duration::from_secs(5),
+            group_commit: GroupCommit::Off,
         })
         .await
         .unwrap()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use wallyt_pay::config::DatabaseSettings;
+use wallyt_pay::config::{DatabaseSettings, GroupCommit};
 use wallyt_pay::engine::EngineHandle;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::engine::local_locks::LocalLocks;
@@ -101,6 +101,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
         url: url.into(),
         max_connections: 5,
         acquire_timeout: Duration::from_secs(5),
+        group_commit: GroupCommit::On,
     })
     .await
     .expect("connect");

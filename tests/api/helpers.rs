@@ -137,6 +137,11 @@ impl TestApp {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        // `TEST_STORE_GROUP_COMMIT=on` runs the suite with payments group-committed too (the
+        // default batches reservations only); a test that sets its own mode keeps it.
+        if let Ok(mode) = std::env::var("TEST_STORE_GROUP_COMMIT") {
+            vars.insert("STORE_GROUP_COMMIT".into(), mode);
+        }
         adjust(&mut vars);
         if app_env != AppEnv::Test {
             // A test may choose its own address (another interface than loopback).

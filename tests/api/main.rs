@@ -17,6 +17,7 @@ mod errors;
 mod expiry;
 mod fencing;
 mod gateway_state;
+mod group_commit;
 mod health;
 mod idempotency;
 mod late_payments;

@@ -3,7 +3,7 @@
 //! is wrong.
 
 use sqlx::AnyPool;
-use wallyt_pay::config::DatabaseSettings;
+use wallyt_pay::config::{DatabaseSettings, GroupCommit};
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::expiry::DeadlineKind;
 use wallyt_pay_actors::ports::{Fence, OrderStore, PendingLimits};
@@ -24,6 +24,7 @@ on_both_backends!(
     idempotency_keys_are_scoped,
     deadlines_come_back_a_window_at_a_time,
     the_engines_store_conformance_suite_holds,
+    the_conformance_suite_holds_without_group_commit,
 );
 
 /// The same checks the simulator's in-memory store passes (`wallyt_pay_actors::sim::
@@ -38,6 +39,24 @@ async fn the_engines_store_conformance_suite_holds(backend: Backend) {
     wallyt_pay_actors::sim::conformance::run_all(&db, user.id).await;
 }
 
+/// The same suite on the path where each transition has a transaction of its own
+/// (`STORE_GROUP_COMMIT=off`); the one above runs batched, the default.
+async fn the_conformance_suite_holds_without_group_commit(backend: Backend) {
+    let Some((url, _dir)) = fresh_database_url(backend).await else {
+        return;
+    };
+    let settings = DatabaseSettings {
+        url: url.into(),
+        max_connections: 5,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        group_commit: GroupCommit::Off,
+    };
+    let db = Database::connect(&settings).await.expect("connect");
+    assert!(db.batcher().is_none());
+    let user = db.upsert_user("oConformance", None, NOW).await.unwrap();
+    wallyt_pay_actors::sim::conformance::run_all(&db, user.id).await;
+}
+
 const NOW: UnixMillis = UnixMillis(1_733_486_700_000);
 
 async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<tempfile::TempDir>)> {
@@ -46,6 +65,7 @@ async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<te
         url: url.into(),
         max_connections: 5,
         acquire_timeout: std::time::Duration::from_secs(5),
+        group_commit: GroupCommit::On,
     };
     let db = Database::connect(&settings).await.expect("connect");
     Some((db, settings, dir))

@@ -14,8 +14,8 @@ use crate::order::{Order, OrderStatus};
 use crate::payment::{Payment, PaymentStatus};
 use crate::policy;
 use crate::ports::{
-    ApplyOutcome, GatewayFailure, NewPaymentEvent, NewPrepay, PaymentApplication, PrepayRequest,
-    StoreError, TradeStatus,
+    ApplyOutcome, GatewayFailure, NewPrepay, NotifyBody, PaymentApplication, PaymentAudit,
+    PrepayRequest, StoreError, TradeStatus,
 };
 use crate::refund::RefundKind;
 use crate::time::UnixMillis;
@@ -180,7 +180,7 @@ pub(super) async fn apply_reported(
         amount,
         paid_at,
     };
-    apply_paid(engine, payment.order_id, application, "query").await?;
+    apply_paid(engine, payment.order_id, application, "query", None).await?;
     Ok(true)
 }
 
@@ -193,20 +193,34 @@ async fn sync_trade(engine: &Engine, payment: &Payment) -> Result<bool, ActorErr
 /// Applies a verified payment and records what came of it. The store applies the policy's
 /// decision (confirm, revive, or refund in full) in the same transaction as PAID, so a crash
 /// after it leaves nothing undecided: a planned refund is a PROCESSING row that every node's
-/// refund poller finishes.
+/// refund poller finishes. The audit lines (the engine's, and a notify's body and verdict)
+/// go to the store with the payment, so a store with transactions commits them together.
 pub async fn apply_paid(
     engine: &Engine,
     order_id: i64,
     application: PaymentApplication,
     source: &str,
+    notify: Option<NotifyBody>,
 ) -> Result<ApplyOutcome, ActorError> {
     let now = engine.clock.now();
+    let audit = PaymentAudit {
+        order_id,
+        source: source.to_owned(),
+        request_id: notify.as_ref().and_then(|n| n.request_id.clone()),
+        notify,
+    };
     let outcome = engine
         .store
-        .apply_payment(&application, engine.payment_rules(), engine.fence, now)
+        .apply_payment_audited(
+            &application,
+            engine.payment_rules(),
+            engine.fence,
+            now,
+            &audit,
+        )
         .await?;
     let otn = application.out_trade_no.as_str();
-    let verdict: &str = match &outcome {
+    match &outcome {
         ApplyOutcome::Confirmed { tickets } => {
             tracing::info!(
                 event = "order.confirmed",
@@ -215,7 +229,6 @@ pub async fn apply_paid(
                 tickets,
                 source
             );
-            "confirmed"
         }
         ApplyOutcome::Revived { tickets } => {
             tracing::info!(
@@ -227,7 +240,6 @@ pub async fn apply_paid(
                 source
             );
             engine.observer.late_payment("reconfirmed");
-            "late_payment_reconfirmed"
         }
         ApplyOutcome::RefundPlanned { refund } => {
             let double = refund.kind == RefundKind::DoublePayment;
@@ -245,13 +257,7 @@ pub async fn apply_paid(
             } else {
                 "refunded"
             });
-            if double {
-                "double_payment_refunding"
-            } else {
-                "late_payment_refunding"
-            }
         }
-        ApplyOutcome::AlreadyApplied => "duplicate",
         ApplyOutcome::AmountMismatch { expected } => {
             tracing::error!(
                 event = "wallyt.notify.amount_mismatch",
@@ -261,25 +267,8 @@ pub async fn apply_paid(
                 got = application.amount.get(),
                 source,
             );
-            "amount_mismatch"
         }
-        ApplyOutcome::UnknownTrade => "unknown_trade",
-    };
-    let event = NewPaymentEvent {
-        kind: format!("{source}.apply"),
-        order_id: Some(order_id),
-        out_trade_no: Some(application.out_trade_no.clone()),
-        verdict: verdict.into(),
-        raw: format!(
-            "transaction_id={} amount={} paid_at={}",
-            application.transaction_id,
-            application.amount.get(),
-            application.paid_at.0
-        ),
-    };
-    // The audit line is not part of the transition: losing it must not fail the notify.
-    if let Err(error) = engine.store.append_event(&event, now).await {
-        tracing::warn!(event = "payment_event.append_failed", order_id, %error);
+        ApplyOutcome::AlreadyApplied | ApplyOutcome::UnknownTrade => {}
     }
     if let ApplyOutcome::RefundPlanned { refund } = &outcome {
         // The refund is already durable; sending it now is the fast path, the poller the

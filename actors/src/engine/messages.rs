@@ -5,7 +5,7 @@ use actix::Message;
 use super::error::ActorError;
 use crate::money::Fen;
 use crate::payment::Payment;
-use crate::ports::{ApplyOutcome, PaymentApplication};
+use crate::ports::{ApplyOutcome, NotifyBody, PaymentApplication};
 use crate::refund::{Refund as RefundRecord, RefundStatus};
 
 /// Create (or reuse) the order's prepay for the buyer.
@@ -31,6 +31,18 @@ impl Message for Prepay {
 pub struct ApplyPaid(pub PaymentApplication);
 
 impl Message for ApplyPaid {
+    type Result = Result<ApplyOutcome, ActorError>;
+}
+
+/// A verified notify reports a trade paid: applied as [`ApplyPaid`], with the notify's body
+/// and verdict recorded in the transaction that applies it (one commit per notify).
+#[derive(Debug, Clone)]
+pub struct ApplyNotified {
+    pub application: PaymentApplication,
+    pub notify: NotifyBody,
+}
+
+impl Message for ApplyNotified {
     type Result = Result<ApplyOutcome, ActorError>;
 }
 

@@ -35,7 +35,8 @@ use refund_poller::RefundPoller;
 
 pub use error::ActorError as EngineError;
 pub use messages::{
-    ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, RefundAsk, SyncWithGateway,
+    ApplyNotified, ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, RefundAsk,
+    SyncWithGateway,
 };
 pub use order_actor::OrderActor;
 pub use registry::{LiveActors, Lookup, OrderRegistry};

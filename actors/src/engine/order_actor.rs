@@ -10,7 +10,7 @@ use super::deadlines;
 use super::error::ActorError;
 use super::flows;
 use super::messages::{
-    ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, SyncWithGateway,
+    ApplyNotified, ApplyPaid, CheckRefund, Expire, Prepay, PrepayAnswer, Refund, SyncWithGateway,
 };
 use super::refunds;
 use super::registry::{ActorStopped, OrderRegistry};
@@ -96,7 +96,26 @@ impl Handler<ApplyPaid> for OrderActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let work = |engine: Engine| async move {
-                    flows::apply_paid(&engine, order_id, application, "notify").await
+                    flows::apply_paid(&engine, order_id, application, "notify", None).await
+                };
+                engine.with_lease(order_id, work).await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<ApplyNotified> for OrderActor {
+    type Result = AtomicResponse<Self, Result<ApplyOutcome, ActorError>>;
+
+    fn handle(&mut self, msg: ApplyNotified, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch(ctx);
+        let (engine, order_id) = (self.engine.clone(), self.order_id);
+        AtomicResponse::new(Box::pin(
+            async move {
+                let work = |engine: Engine| async move {
+                    let notify = Some(msg.notify);
+                    flows::apply_paid(&engine, order_id, msg.application, "notify", notify).await
                 };
                 engine.with_lease(order_id, work).await
             }

@@ -8,6 +8,7 @@
 pub mod gateway;
 pub mod locks;
 pub mod observer;
+pub mod payment_audit;
 pub mod store;
 
 pub use gateway::{
@@ -16,6 +17,7 @@ pub use gateway::{
 };
 pub use locks::{Lease, LockManager};
 pub use observer::{Observer, Silent};
+pub use payment_audit::{NotifyBody, PaymentAudit};
 pub use store::{
     ApplyOutcome, BeginRefundError, CatalogStore, CreateOrderError, Fence, FinishOutcome,
     NewPaymentEvent, NewPrepay, NewRefund, OrderStore, PaymentApplication, PaymentRules,

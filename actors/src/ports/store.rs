@@ -261,6 +261,26 @@ pub trait OrderStore: Send + Sync {
         now: UnixMillis,
     ) -> Result<ApplyOutcome, StoreError>;
 
+    /// [`OrderStore::apply_payment`] with its audit lines. A store with transactions writes
+    /// them in the transaction that applies the payment (one commit); this default, for stores
+    /// without commits to save, applies and then appends the engine's line, whose loss must
+    /// not fail the payment.
+    async fn apply_payment_audited(
+        &self,
+        payment: &PaymentApplication,
+        rules: PaymentRules,
+        fence: Fence,
+        now: UnixMillis,
+        audit: &super::PaymentAudit,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let outcome = self.apply_payment(payment, rules, fence, now).await?;
+        let event = audit.apply_event(payment, &outcome);
+        if let Err(error) = self.append_event(&event, now).await {
+            tracing::warn!(event = "payment_event.append_failed", order_id = audit.order_id, %error);
+        }
+        Ok(outcome)
+    }
+
     async fn append_event(
         &self,
         event: &NewPaymentEvent,

@@ -2,16 +2,18 @@
 //! our sign type, the signature over every field, our merchant — because what is stored
 //! depends on it (see `storage::notify_audit`): a notify refused before it verifies is kept
 //! only as digest, length, first bytes and verdict, for a limited time; a verified one is
-//! stored whole once, before it is applied, and its copies and retries are recorded as
-//! verdict events carrying the body's SHA-256. Then the trade, the order it names and the
-//! amount are checked, and the payment is handed to the order's actor, which applies it in
-//! one transaction, exactly once. The answer is plain `success` (applied, or already
-//! applied) or `fail` (the gateway will retry).
+//! stored whole once, and its copies and retries are recorded as verdict events carrying the
+//! body's SHA-256. Then the trade, the order it names and the amount are checked (one read,
+//! which also answers a retry of a payment already applied), and the payment is handed to the
+//! order's actor, which applies it in one transaction, exactly once, with the notify's body
+//! and verdict: one commit per accepted notify (shared with other notifies when group commit
+//! is on). The answer is plain `success` (applied, or already applied) or `fail` (the gateway
+//! will retry).
 
 use actix_web::web::{Bytes, Data};
 use actix_web::HttpResponse;
-use wallyt_pay_actors::engine::ApplyPaid;
-use wallyt_pay_actors::ports::{ApplyOutcome, OrderStore, PaymentApplication};
+use wallyt_pay_actors::engine::{ApplyNotified, ApplyPaid};
+use wallyt_pay_actors::ports::{NotifyBody, OrderStore, PaymentApplication};
 
 use crate::gateway::wallyt::notify::{NotifyError, PaymentNotify};
 use crate::gateway::wallyt::sign::string_to_sign;
@@ -33,6 +35,8 @@ struct Verdict {
     name: &'static str,
     order_id: Option<i64>,
     out_trade_no: Option<String>,
+    /// Its body and verdict were written in the transaction that applied it.
+    recorded: bool,
 }
 
 fn refuse(name: &'static str, order_id: Option<i64>, out_trade_no: Option<String>) -> Verdict {
@@ -41,6 +45,17 @@ fn refuse(name: &'static str, order_id: Option<i64>, out_trade_no: Option<String
         name,
         order_id,
         out_trade_no,
+        recorded: false,
+    }
+}
+
+fn accept(name: &'static str, order_id: i64, out_trade_no: String) -> Verdict {
+    Verdict {
+        accepted: true,
+        name,
+        order_id: Some(order_id),
+        out_trade_no: Some(out_trade_no),
+        recorded: false,
     }
 }
 
@@ -67,25 +82,36 @@ pub async fn notify(state: Data<AppState>, request_id: RequestId, body: Bytes) -
         }
     };
     let digest = sha256_hex(&body);
-    // Audit first: a verified body that cannot be stored is not applied (the gateway retries).
     let usable = verified.as_ref().ok();
     let key = usable.map(|(notify, fields)| notify_key(&notify.out_trade_no, fields));
-    let stored = VerifiedNotify {
-        body: &body,
-        body_sha256: &digest,
-        out_trade_no: usable.map(|(notify, _)| notify.out_trade_no.as_str()),
-        notify_key: key.as_deref(),
-        request_id: rid,
-    };
-    if let Err(error) = state.db.store_verified_notify(&stored, now).await {
-        tracing::error!(event = "wallyt.notify.not_stored", %error);
-        return answer(false);
-    }
+    let out_trade_no = usable.map(|(notify, _)| notify.out_trade_no.clone());
     let verdict = match verified {
-        Ok((notify, _)) => judge(&state, notify).await,
+        Ok((notify, _)) => {
+            // Applied, its body and verdict commit with the payment (one commit).
+            let audit = NotifyBody {
+                body: String::from_utf8_lossy(&body).into_owned(),
+                body_sha256: digest.clone(),
+                notify_key: key.clone(),
+                request_id: Some(rid.to_owned()),
+            };
+            judge(&state, notify, Some(audit)).await
+        }
         Err(name) => refuse(name, None, None),
     };
     count(verdict.name);
+    if verdict.recorded {
+        return answer(verdict.accepted);
+    }
+    // Not applied (refused, not paid, a duplicate, a failure): body (once per key) and
+    // verdict in one statement. A verified notify that cannot be stored is answered `fail`,
+    // so the gateway sends it again.
+    let stored = VerifiedNotify {
+        body: &body,
+        body_sha256: &digest,
+        out_trade_no: out_trade_no.as_deref(),
+        notify_key: key.as_deref(),
+        request_id: rid,
+    };
     let event = NotifyVerdict {
         order_id: verdict.order_id,
         out_trade_no: verdict.out_trade_no.as_deref(),
@@ -93,14 +119,17 @@ pub async fn notify(state: Data<AppState>, request_id: RequestId, body: Bytes) -
         body_sha256: &digest,
         request_id: rid,
     };
-    if let Err(error) = state
+    match state
         .db
-        .record_notify_verdict(&event, state.clock.now())
+        .record_notify(&stored, &event, state.clock.now())
         .await
     {
-        tracing::error!(event = "wallyt.notify.not_stored", %error);
+        Ok(()) => answer(verdict.accepted),
+        Err(error) => {
+            tracing::error!(event = "wallyt.notify.not_stored", %error);
+            answer(false)
+        }
     }
-    answer(verdict.accepted)
 }
 
 /// Re-runs a stored, verified notify (`POST /admin/events/{id}/replay`) through the path of
@@ -115,7 +144,7 @@ pub async fn replay(
     request_id: &str,
 ) -> (&'static str, Option<i64>) {
     let verdict = match authenticate(state, body) {
-        Ok(Ok((notify, _))) => judge(state, notify).await,
+        Ok(Ok((notify, _))) => judge(state, notify, None).await,
         Ok(Err(name)) | Err(name) => refuse(name, None, None),
     };
     let digest = sha256_hex(body);
@@ -184,7 +213,10 @@ fn authenticate(state: &AppState, body: &[u8]) -> Authenticated {
     }
 }
 
-async fn judge(state: &AppState, notify: PaymentNotify) -> Verdict {
+/// Checks a verified notify against its trade and hands a payment to the order's actor. With
+/// `audit`, the notify's body and verdict are written in the transaction that applies it
+/// (`recorded`); a notify of a payment already applied is answered from the one read.
+async fn judge(state: &AppState, notify: PaymentNotify, audit: Option<NotifyBody>) -> Verdict {
     let otn = notify.out_trade_no.clone();
     let payment = match state.db.payment_by_out_trade_no(&otn).await {
         Ok(Some(payment)) => payment,
@@ -209,12 +241,7 @@ async fn judge(state: &AppState, notify: PaymentNotify) -> Verdict {
     }
     if !notify.paid {
         tracing::info!(event = "wallyt.notify.not_paid", order_id, out_trade_no = %otn);
-        return Verdict {
-            accepted: true,
-            name: "not_paid",
-            order_id: Some(order_id),
-            out_trade_no: Some(otn),
-        };
+        return accept("not_paid", order_id, otn);
     }
     // verify_notify guarantees these three for a paid notify.
     let (Some(transaction_id), Some(amount), Some(paid_at)) =
@@ -232,42 +259,40 @@ async fn judge(state: &AppState, notify: PaymentNotify) -> Verdict {
         );
         return refuse("amount_mismatch", Some(order_id), Some(otn));
     }
+    // A retry of a payment already applied (committed, with this transaction id): the read
+    // says so, and neither the actor nor a transaction is needed.
+    let applied = payment.status.pay().is_err();
+    if applied && payment.transaction_id.as_deref() == Some(transaction_id.as_str()) {
+        return accept("duplicate", order_id, otn);
+    }
     let application = PaymentApplication {
         out_trade_no: otn.clone(),
         transaction_id,
         amount,
         paid_at,
     };
-    match state.engine.send(order_id, ApplyPaid(application)).await {
-        Ok(ApplyOutcome::Confirmed { .. }) => Verdict {
-            accepted: true,
-            name: "confirmed",
-            order_id: Some(order_id),
-            out_trade_no: Some(otn),
-        },
-        Ok(ApplyOutcome::AlreadyApplied) => Verdict {
-            accepted: true,
-            name: "duplicate",
-            order_id: Some(order_id),
-            out_trade_no: Some(otn),
-        },
-        Ok(ApplyOutcome::Revived { .. }) => Verdict {
-            accepted: true,
-            name: "late_payment_reconfirmed",
-            order_id: Some(order_id),
-            out_trade_no: Some(otn),
-        },
-        // The refund is recorded with the payment: accepting the notify loses nothing.
-        Ok(ApplyOutcome::RefundPlanned { .. }) => Verdict {
-            accepted: true,
-            name: "paid_order_not_pending",
-            order_id: Some(order_id),
-            out_trade_no: Some(otn),
-        },
-        Ok(ApplyOutcome::AmountMismatch { .. }) => {
-            refuse("amount_mismatch", Some(order_id), Some(otn))
+    let recorded = audit.is_some();
+    let applied = match audit {
+        Some(notify) => {
+            let msg = ApplyNotified {
+                application,
+                notify,
+            };
+            state.engine.send(order_id, msg).await
         }
-        Ok(ApplyOutcome::UnknownTrade) => refuse("missing_order_id", Some(order_id), Some(otn)),
+        None => state.engine.send(order_id, ApplyPaid(application)).await,
+    };
+    match applied {
+        Ok(outcome) => {
+            let (name, accepted) = outcome.notify_verdict();
+            Verdict {
+                accepted,
+                name,
+                order_id: Some(order_id),
+                out_trade_no: Some(otn),
+                recorded,
+            }
+        }
         Err(error) => {
             tracing::error!(event = "wallyt.notify.apply_failed", order_id, out_trade_no = %otn, %error);
             refuse("apply_failed", Some(order_id), Some(otn))

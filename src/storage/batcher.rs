@@ -1,0 +1,259 @@
+//! Group commit. A commit costs a WAL flush and a round trip whatever it carries, and with
+//! many orders paid or reserved at once the database spends its time flushing. The batcher
+//! is one task owning a queue of store transitions: it takes what is queued (what arrived
+//! while the last batch was committing — no timer, so a lone request waits for nothing), runs
+//! each member in one transaction under its own SAVEPOINT, commits once, and only then
+//! answers every member.
+//!
+//! Each member is the very transition the store would run in a transaction of its own: it
+//! checks its own fence and guards. A member that fails (fenced, refused, a statement error)
+//! is rolled back to its savepoint alone and answered its error; the others are unaffected.
+//! A failed commit (or a failure around the savepoints) fails every member with that error,
+//! members whose answer was a refusal included: their refusal may rest on another member's
+//! write that is now gone. Nobody is answered before the batch's fate is known, so every
+//! answered transition is durable.
+//!
+//! One batch runs at a time: batched members never wait on each other's row locks across
+//! batches, so batching adds no lock cycle of its own.
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use sqlx::{Any, Transaction};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use wallyt_pay_actors::StoreError;
+
+use super::{store_error, Database};
+
+pub type Tx = Transaction<'static, Any>;
+
+/// The most members one transaction carries: bounds how long a member's locks are held
+/// and how much one failed commit takes down.
+pub const MAX_BATCH: usize = 64;
+
+/// How many requests may queue before callers wait (backpressure, not a limit on batches).
+const QUEUE: usize = 4096;
+
+/// A queued member: its work, and how to answer it.
+trait Member: Send {
+    fn run(self: Box<Self>, tx: Tx) -> BoxFuture<'static, (Tx, Box<dyn Ran>)>;
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+/// A member that ran: its result waits for the commit.
+trait Ran: Send {
+    fn succeeded(&self) -> bool;
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Queued<F, T, E> {
+    work: F,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+struct Done<T, E> {
+    result: Result<T, E>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, Fut, T, E> Member for Queued<F, T, E>
+where
+    F: FnOnce(Tx) -> Fut + Send + 'static,
+    Fut: Future<Output = (Tx, Result<T, E>)> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, tx: Tx) -> BoxFuture<'static, (Tx, Box<dyn Ran>)> {
+        let Queued { work, reply } = *self;
+        Box::pin(async move {
+            let (tx, result) = work(tx).await;
+            (tx, Box::new(Done { result, reply }) as Box<dyn Ran>)
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(E::from(error)));
+    }
+}
+
+impl<T: Send, E: From<StoreError> + Send> Ran for Done<T, E> {
+    fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let answer = match committed {
+            Ok(()) => self.result,
+            Err(error) => Err(E::from(error)),
+        };
+        // The caller may have gone (a dropped request): the transition stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// How many batches and members were committed (for the metrics and the tests).
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    pub batches: AtomicU64,
+    pub members: AtomicU64,
+}
+
+/// The handle callers submit transitions through. Cheap to clone; the task stops when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct CommitBatcher {
+    queue: mpsc::Sender<Box<dyn Member>>,
+    stats: Arc<BatchStats>,
+}
+
+impl std::fmt::Debug for CommitBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitBatcher")
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl CommitBatcher {
+    /// Starts the batching task on `db` (which must not itself batch).
+    pub fn spawn(db: Database) -> CommitBatcher {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let stats = Arc::new(BatchStats::default());
+        tokio::spawn(batches(db, jobs, stats.clone()));
+        CommitBatcher { queue, stats }
+    }
+
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+
+    /// Runs `work` as a member of the next batch and answers its result once that batch has
+    /// committed. `work` gets the batch's transaction and must hand it back; an `Err` rolls
+    /// back what it wrote (and only that).
+    pub async fn run<F, Fut, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(Tx) -> Fut + Send + 'static,
+        Fut: Future<Output = (Tx, Result<T, E>)> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || E::from(StoreError::Unavailable("group commit stopped".into()));
+        self.queue
+            .send(Box::new(Queued { work, reply }))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn batches(db: Database, mut jobs: mpsc::Receiver<Box<dyn Member>>, stats: Arc<BatchStats>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len() as u64;
+        if run_batch(&db, batch).await {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats.members.fetch_add(size, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs one batch to its end and answers every member. Answers whether it committed.
+async fn run_batch(db: &Database, batch: Vec<Box<dyn Member>>) -> bool {
+    let mut tx = match db.begin_write().await {
+        Ok(tx) => tx,
+        Err(error) => {
+            fail_all(batch, Vec::new(), error);
+            return false;
+        }
+    };
+    let mut ran: Vec<Box<dyn Ran>> = Vec::with_capacity(batch.len());
+    let mut pending = batch.into_iter();
+    while let Some(member) = pending.next() {
+        if let Err(error) = exec(&mut tx, "SAVEPOINT member").await {
+            member.fail(error.clone_error());
+            fail_all(pending.collect(), ran, error);
+            return false;
+        }
+        // A member that panics takes the transaction with it (rolled back); the task goes on,
+        // so one bug cannot stop every later transition of the node.
+        let Ok((back, done)) = AssertUnwindSafe(member.run(tx)).catch_unwind().await else {
+            let error = StoreError::Other("a group-committed transition panicked".into());
+            fail_all(pending.collect(), ran, error);
+            return false;
+        };
+        tx = back;
+        let close = if done.succeeded() {
+            exec(&mut tx, "RELEASE SAVEPOINT member").await
+        } else {
+            // A failed statement leaves PostgreSQL's transaction aborted until this.
+            match exec(&mut tx, "ROLLBACK TO SAVEPOINT member").await {
+                Ok(()) => exec(&mut tx, "RELEASE SAVEPOINT member").await,
+                Err(error) => Err(error),
+            }
+        };
+        ran.push(done);
+        if let Err(error) = close {
+            fail_all(pending.collect(), ran, error);
+            return false;
+        }
+    }
+    let committed = tx.commit().await.map_err(store_error);
+    let ok = committed.is_ok();
+    for done in ran {
+        done.answer(committed.clone_error());
+    }
+    ok
+}
+
+async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(store_error)
+}
+
+/// Every member, run or not, gets `error`; the transaction (if any) is dropped: rolled back.
+fn fail_all(waiting: Vec<Box<dyn Member>>, ran: Vec<Box<dyn Ran>>, error: StoreError) {
+    for done in ran {
+        done.answer(Err(error.clone_error()));
+    }
+    for member in waiting {
+        member.fail(error.clone_error());
+    }
+}
+
+/// `StoreError` is not `Clone` (it is the port's); one failure answers many members.
+trait CloneError {
+    fn clone_error(&self) -> Self;
+}
+
+impl CloneError for StoreError {
+    fn clone_error(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Fenced(fence) => StoreError::Fenced(*fence),
+            StoreError::Other(m) => StoreError::Other(m.clone()),
+        }
+    }
+}
+
+impl CloneError for Result<(), StoreError> {
+    fn clone_error(&self) -> Self {
+        match self {
+            Ok(()) => Ok(()),
+            Err(error) => Err(error.clone_error()),
+        }
+    }
+}

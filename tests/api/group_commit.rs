@@ -1,0 +1,384 @@
+//! Group commit (`STORE_GROUP_COMMIT=on`, the default): transitions that arrive together share
+//! one transaction, a savepoint each, and are answered after its commit. These tests force a
+//! batch: the first member is held on a lock the test owns, the others queue behind it and
+//! form the next batch together. They check that a member refused by its own guard (fenced,
+//! already paid, sold out) is rolled back alone, that a duplicate inside one batch is applied
+//! once, that a commit that fails fails every member with nothing applied, and that a crowd
+//! over HTTP never oversells.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::Executor;
+use wallyt_pay::config::{DatabaseSettings, GroupCommit};
+use wallyt_pay::storage::batcher::Tx;
+use wallyt_pay::storage::Database;
+use wallyt_pay_actors::ports::{
+    ApplyOutcome, CreateOrderError, Fence, NewPrepay, OrderStore, PaymentApplication, PaymentRules,
+    PendingLimits, StoreError,
+};
+use wallyt_pay_actors::{
+    CatalogStore, Fen, NewTicketType, Order, OrderLine, Payment, PaymentStatus, UnixMillis,
+    UserStore,
+};
+
+use crate::helpers::{fresh_database_url, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_refused_member_is_rolled_back_alone,
+    a_failed_commit_fails_every_member,
+    a_crowd_over_http_never_oversells,
+);
+
+const NOW: UnixMillis = UnixMillis(1_733_486_700_000);
+const RULES: PaymentRules = PaymentRules {
+    revive_within: Duration::from_secs(1800),
+};
+const FENCE: Fence = Fence(10);
+
+async fn open(backend: Backend) -> Option<(Database, Option<tempfile::TempDir>)> {
+    let (url, dir) = fresh_database_url(backend).await?;
+    let settings = DatabaseSettings {
+        url: url.into(),
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(5),
+        group_commit: GroupCommit::On,
+    };
+    Some((Database::connect(&settings).await.expect("connect"), dir))
+}
+
+async fn order(db: &Database, user: i64, tt: i64, quantity: i64) -> Order {
+    let lines = [OrderLine {
+        ticket_type_id: tt,
+        quantity,
+    }];
+    let expires = NOW.plus(Duration::from_secs(900));
+    db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+        .await
+        .expect("order")
+}
+
+async fn prepay(db: &Database, order: &Order) -> Payment {
+    let new = NewPrepay {
+        order_id: order.id,
+        out_trade_no: format!("GC{}", order.id),
+        amount: order.total,
+        openid: "group".into(),
+        pay_params: "{}".into(),
+        prepay_expires_at: order.expires_at,
+    };
+    db.insert_prepay(&new, FENCE, NOW).await.expect("prepay")
+}
+
+fn paid(payment: &Payment, transaction_id: &str) -> PaymentApplication {
+    PaymentApplication {
+        out_trade_no: payment.out_trade_no.clone(),
+        transaction_id: transaction_id.into(),
+        amount: payment.amount,
+        paid_at: NOW,
+    }
+}
+
+/// Holds the batcher's next transaction: on SQLite any write transaction does (one writer);
+/// on PostgreSQL the ticket type's row, which a payment's confirmation updates.
+async fn hold(db: &Database, backend: Backend, ticket_type: i64) -> Tx {
+    let mut tx = db.begin_write().await.expect("begin");
+    if matches!(backend, Backend::Postgres) {
+        let lock = format!("SELECT id FROM ticket_types WHERE id = {ticket_type} FOR UPDATE");
+        tx.execute(lock.as_str()).await.expect("lock");
+    }
+    tx
+}
+
+fn members(db: &Database) -> (u64, u64) {
+    let stats = db.batcher().expect("group commit is on").stats();
+    (
+        stats.batches.load(Ordering::Relaxed),
+        stats.members.load(Ordering::Relaxed),
+    )
+}
+
+async fn payment_status(db: &Database, payment: &Payment) -> PaymentStatus {
+    db.payment_by_out_trade_no(&payment.out_trade_no)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
+    let Some((db, _dir)) = open(backend).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let user = db.upsert_user("oGroup", None, NOW).await.unwrap().id;
+    let tt = db
+        .create_ticket_type(&NewTicketType::new("G", Fen::new(100), 5).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    let (first, fenced, ok) = (
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+    );
+    let (first_pay, fenced_pay, ok_pay) = (
+        prepay(&db, &first).await,
+        prepay(&db, &fenced).await,
+        prepay(&db, &ok).await,
+    );
+    let before = members(&db);
+    let held = hold(&db, backend, tt).await;
+    let blocker = {
+        let (db, application) = (db.clone(), paid(&first_pay, "TX-first"));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The next batch: a member under a stale fence, the same payment twice, and an order for
+    // more than is left (2 units remain once the three above are sold... and it asks 3).
+    let stale = {
+        let (db, application) = (db.clone(), paid(&fenced_pay, "TX-fenced"));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, Fence(5), NOW).await })
+    };
+    let twice: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, application) = (db.clone(), paid(&ok_pay, "TX-ok"));
+            tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+        })
+        .collect();
+    let too_many = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let lines = [OrderLine {
+                ticket_type_id: tt,
+                quantity: 3,
+            }];
+            let expires = NOW.plus(Duration::from_secs(900));
+            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+                .await
+        })
+    };
+    let fits = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let lines = [OrderLine {
+                ticket_type_id: tt,
+                quantity: 2,
+            }];
+            let expires = NOW.plus(Duration::from_secs(900));
+            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+
+    assert_eq!(
+        blocker.await.unwrap().unwrap(),
+        ApplyOutcome::Confirmed { tickets: 1 }
+    );
+    assert!(matches!(
+        stale.await.unwrap(),
+        Err(StoreError::Fenced(newer)) if newer == FENCE.0
+    ));
+    let mut outcomes = Vec::new();
+    for copy in twice {
+        outcomes.push(copy.await.unwrap().unwrap());
+    }
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        vec![
+            ApplyOutcome::AlreadyApplied,
+            ApplyOutcome::Confirmed { tickets: 1 }
+        ]
+    );
+    assert!(matches!(
+        too_many.await.unwrap(),
+        Err(CreateOrderError::InsufficientStock(id)) if id == tt
+    ));
+    let fitted = fits
+        .await
+        .unwrap()
+        .expect("the order that fits is reserved");
+    assert_eq!(fitted.total, Fen::new(200));
+    let after = members(&db);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (2, 6),
+        "the blocker alone, then the five others in one batch"
+    );
+
+    // What committed: the fenced payment untouched, the duplicate applied once, the refused
+    // order reserved nothing, and the counters add up.
+    assert_eq!(
+        payment_status(&db, &fenced_pay).await,
+        PaymentStatus::NotPay
+    );
+    assert_eq!(payment_status(&db, &ok_pay).await, PaymentStatus::Paid);
+    assert_eq!(db.tickets(ok.id).await.unwrap().len(), 1);
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!(
+        (stock.available, stock.reserved, stock.sold),
+        (0, 3, 2),
+        "{stock:?}"
+    );
+}
+
+async fn a_failed_commit_fails_every_member(backend: Backend) {
+    // A commit that fails needs a check that runs at commit: a deferred constraint trigger,
+    // which SQLite does not have. PostgreSQL only.
+    if matches!(backend, Backend::Sqlite) {
+        return;
+    }
+    let Some((db, _dir)) = open(backend).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    for sql in [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+           IF NEW.transaction_id = 'poison' THEN RAISE EXCEPTION 'poisoned commit'; END IF; \
+           RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE CONSTRAINT TRIGGER poison AFTER UPDATE ON payments \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ] {
+        db.pool().execute(sql).await.expect("trigger");
+    }
+    let user = db.upsert_user("oPoison", None, NOW).await.unwrap().id;
+    let tt = db
+        .create_ticket_type(&NewTicketType::new("P", Fen::new(100), 10).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    let (first, good, poisoned) = (
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+    );
+    let (first_pay, good_pay, poisoned_pay) = (
+        prepay(&db, &first).await,
+        prepay(&db, &good).await,
+        prepay(&db, &poisoned).await,
+    );
+    let held = hold(&db, backend, tt).await;
+    let blocker = {
+        let (db, application) = (db.clone(), paid(&first_pay, "TX-first"));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let members: Vec<_> = [
+        (good_pay.clone(), "TX-good"),
+        (poisoned_pay.clone(), "poison"),
+    ]
+    .into_iter()
+    .map(|(payment, tx)| {
+        let (db, application) = (db.clone(), paid(&payment, tx));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    })
+    .collect();
+    let reservation = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let lines = [OrderLine {
+                ticket_type_id: tt,
+                quantity: 1,
+            }];
+            let expires = NOW.plus(Duration::from_secs(900));
+            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+
+    assert!(blocker.await.unwrap().is_ok());
+    for member in members {
+        let answer = member.await.unwrap();
+        assert!(
+            matches!(&answer, Err(StoreError::Other(m)) if m.contains("poisoned commit")),
+            "{answer:?}"
+        );
+    }
+    assert!(matches!(
+        reservation.await.unwrap(),
+        Err(CreateOrderError::Store(StoreError::Other(_)))
+    ));
+    // Nothing of the batch stands: both payments open, no reservation beyond the three.
+    assert_eq!(payment_status(&db, &good_pay).await, PaymentStatus::NotPay);
+    assert_eq!(
+        payment_status(&db, &poisoned_pay).await,
+        PaymentStatus::NotPay
+    );
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (7, 2, 1));
+    // The gateway retries: the good payment alone goes through.
+    assert_eq!(
+        db.apply_payment(&paid(&good_pay, "TX-good"), RULES, FENCE, NOW)
+            .await
+            .unwrap(),
+        ApplyOutcome::Confirmed { tickets: 1 }
+    );
+}
+
+async fn a_crowd_over_http_never_oversells(backend: Backend) {
+    // Twenty buyers, three orders each at once, two lines each (one hot type of 25, one
+    // plentiful), at most two unpaid orders per buyer: the limits and the stock are checked
+    // inside the batched transaction, each order all or nothing.
+    let Some(app) = TestApp::spawn_with(backend, |vars| {
+        vars.insert("MAX_PENDING_ORDERS".into(), "2".into());
+        vars.insert("MAX_PENDING_UNITS".into(), "0".into());
+        vars.insert("STORE_GROUP_COMMIT".into(), "on".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let hot = app.create_ticket_type("Hot", "88.00", 25).await["id"].clone();
+    let plenty = app.create_ticket_type("Plenty", "10.00", 1000).await["id"].clone();
+    let mut tokens = Vec::new();
+    for i in 0..20 {
+        tokens.push(app.login(&format!("oFlash{i}")).await.0);
+    }
+    let app = Arc::new(app);
+    let buyers = (0..60).map(|i| {
+        let (app, token) = (app.clone(), tokens[i % 20].clone());
+        let items = json!([
+            { "ticketTypeId": hot, "quantity": 1 },
+            { "ticketTypeId": plenty, "quantity": 2 },
+        ]);
+        tokio::spawn(async move { app.create_order(&token, items).await.status() })
+    });
+    let mut statuses = Vec::new();
+    for buyer in buyers {
+        statuses.push(buyer.await.unwrap());
+    }
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 25, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [
+        StatusCode::CREATED,
+        StatusCode::CONFLICT,
+        StatusCode::TOO_MANY_REQUESTS
+    ]
+    .contains(s)));
+    assert_eq!(
+        app.stock(&hot).await,
+        json!({ "total": 25, "available": 0, "reserved": 25, "sold": 0 })
+    );
+    // Every order took both of its lines, none took one alone.
+    assert_eq!(
+        app.stock(&plenty).await,
+        json!({ "total": 1000, "available": 950, "reserved": 50, "sold": 0 })
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM (SELECT user_id FROM orders GROUP BY user_id HAVING COUNT(*) > 2) AS over")
+            .await,
+        0
+    );
+}
