@@ -19,12 +19,11 @@ use wallyt_pay_actors::ports::{LockManager, PaymentGateway};
 
 use crate::auth::JwtKeys;
 use crate::config::AppEnv;
-use crate::config::DEV_DATA_DIR;
-use crate::config::{Settings, WechatSettings};
+use crate::config::Settings;
 use crate::engine::EngineHandle;
 use crate::gateway::wallyt::adapter::WallytGateway;
 use crate::gateway::wallyt::bill::BillClient;
-use crate::gateway::wallyt::{ClientPolicy, SignKeys, SignType, WallytClient, WallytConfig};
+use crate::gateway::wallyt::{ClientPolicy, WallytClient, WallytConfig};
 use crate::gateway::{http_client, wechat::WechatClient};
 use crate::http::client_ip::ClientIps;
 use crate::http::ratelimit::RateLimits;
@@ -33,10 +32,15 @@ use crate::http::{rejections, routes, slow_clients};
 use crate::metrics::Metrics;
 use crate::reconcile::{schedule, Reconciler};
 use crate::redis::RedisLocks;
-use crate::sandbox::keys::dev_rsa_keys;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::Sandbox;
 use crate::storage::notify_audit::spawn_rejection_purge;
 use crate::storage::Database;
+
+mod builtin_sandbox;
+mod handle;
+
+use builtin_sandbox::{builtin_sandbox, sandbox_clients};
+pub use handle::AppHandle;
 
 /// What every handler can reach. Cheap to clone: everything inside is shared.
 pub struct AppState {
@@ -377,88 +381,5 @@ impl Application {
         self.engine.stop();
         self.db.close().await;
         result
-    }
-}
-
-/// The built-in sandbox and the keys our own client signs with to speak to it
-/// (`SANDBOX_SIGN_TYPE`). For RSA_1_256 the two key pairs live under `data/`.
-fn builtin_sandbox(settings: &Settings) -> anyhow::Result<(Sandbox, SignKeys)> {
-    let config = SandboxConfig {
-        notify_time_scale: settings.sandbox_notify_time_scale,
-        ..SandboxConfig::generated()
-    };
-    let (config, engine_keys) = match settings.sandbox_sign_type {
-        SignType::Md5 => {
-            let key = config.key.clone();
-            (config, SignKeys::Md5(key))
-        }
-        SignType::Sha256 => {
-            let key = config.key.clone();
-            (config, SignKeys::Sha256(key))
-        }
-        SignType::Rsa256 => {
-            let keys = dev_rsa_keys(std::path::Path::new(DEV_DATA_DIR))?;
-            let config = SandboxConfig {
-                rsa: Some(keys.sandbox),
-                ..config
-            };
-            (config, SignKeys::Rsa(keys.engine))
-        }
-    };
-    Ok((Sandbox::new(config), engine_keys))
-}
-
-/// Our own clients, pointed at the sandbox mounted on our own port.
-fn sandbox_clients(
-    sandbox: &Sandbox,
-    keys: SignKeys,
-    own_base: &str,
-) -> (Option<(WallytConfig, String)>, WechatSettings) {
-    let config = sandbox.config();
-    let wallyt = WallytConfig {
-        api_url: format!("{own_base}/sandbox/pay/gateway"),
-        mch_id: config.mch_id.clone(),
-        keys,
-    };
-    let notify_url = format!("{own_base}/payments/wallyt/notify");
-    let wechat = WechatSettings {
-        api_base: format!("{own_base}/sandbox"),
-        credentials: Some((config.appid.clone(), config.app_secret.clone())),
-    };
-    (Some((wallyt, notify_url)), wechat)
-}
-
-#[derive(Clone)]
-pub struct AppHandle {
-    server: actix_web::dev::ServerHandle,
-    engine: EngineHandle,
-    purge: tokio::task::AbortHandle,
-    daily: Option<tokio::task::AbortHandle>,
-}
-
-impl AppHandle {
-    /// Stops accepting requests, lets the running ones finish, then stops the engine.
-    pub async fn stop(&self) {
-        self.server.stop(true).await;
-        self.stop_background();
-    }
-
-    /// Stops what runs beside the server (the engine's thread, the purge task) without
-    /// waiting: for a caller that cannot await, e.g. a test dropping its app. The engine's
-    /// thread holds a handle on the database pool; stopping it lets the pool close.
-    pub fn stop_background(&self) {
-        self.purge.abort();
-        if let Some(daily) = &self.daily {
-            daily.abort();
-        }
-        self.engine.stop();
-    }
-
-    /// Tells the server to stop at once (its workers let go of their database handles) and
-    /// stops the background work, without waiting: for a caller that cannot await.
-    pub fn stop_now(&self) {
-        // actix sends the stop command when `stop` is called; the future only awaits it.
-        drop(self.server.stop(false));
-        self.stop_background();
     }
 }

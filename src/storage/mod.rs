@@ -4,6 +4,7 @@
 //! only the migrations differ per backend.
 
 pub mod admin;
+mod attention;
 pub mod batcher;
 mod catalog;
 pub mod dashboard;
