@@ -13,6 +13,10 @@
 //! write that is now gone. Nobody is answered before the batch's fate is known, so every
 //! answered transition is durable.
 //!
+//! Reservations (`POST /orders`) are not run one by one: the batch's reservations are made
+//! as one set, first, under a savepoint of their own (`storage::reserve`), so a hot ticket
+//! type's row is locked and moved once per batch rather than once per order.
+//!
 //! One batch runs at a time: batched members never wait on each other's row locks across
 //! batches, so batching adds no lock cycle of its own.
 
@@ -24,8 +28,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use wallyt_pay_actors::StoreError;
+use wallyt_pay_actors::ports::CreateOrderError;
+use wallyt_pay_actors::{Order, StoreError};
 
+use super::reserve::{self, Reservation};
 use super::{store_error, Database};
 
 pub type Tx = Transaction<'static, Any>;
@@ -36,6 +42,14 @@ pub const MAX_BATCH: usize = 64;
 
 /// How many requests may queue before callers wait (backpressure, not a limit on batches).
 const QUEUE: usize = 4096;
+
+/// What callers queue: a reservation, or any other transition.
+enum Job {
+    Reserve(Reservation, Reply<Order, CreateOrderError>),
+    Member(Box<dyn Member>),
+}
+
+type Reply<T, E> = oneshot::Sender<Result<T, E>>;
 
 /// A queued member: its work, and how to answer it.
 trait Member: Send {
@@ -105,7 +119,7 @@ pub struct BatchStats {
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct CommitBatcher {
-    queue: mpsc::Sender<Box<dyn Member>>,
+    queue: mpsc::Sender<Job>,
     stats: Arc<BatchStats>,
 }
 
@@ -143,14 +157,27 @@ impl CommitBatcher {
         let (reply, answer) = oneshot::channel();
         let stopped = || E::from(StoreError::Unavailable("group commit stopped".into()));
         self.queue
-            .send(Box::new(Queued { work, reply }))
+            .send(Job::Member(Box::new(Queued { work, reply })))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Reserves `request` with the next batch's reservations; answers once that batch has
+    /// committed.
+    pub(crate) async fn reserve(&self, request: Reservation) -> Result<Order, CreateOrderError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped =
+            || CreateOrderError::from(StoreError::Unavailable("group commit stopped".into()));
+        self.queue
+            .send(Job::Reserve(request, reply))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-async fn batches(db: Database, mut jobs: mpsc::Receiver<Box<dyn Member>>, stats: Arc<BatchStats>) {
+async fn batches(db: Database, mut jobs: mpsc::Receiver<Job>, stats: Arc<BatchStats>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -160,23 +187,81 @@ async fn batches(db: Database, mut jobs: mpsc::Receiver<Box<dyn Member>>, stats:
             }
         }
         let size = batch.len() as u64;
-        if run_batch(&db, batch).await {
+        let (mut requests, mut replies, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        for job in batch {
+            match job {
+                Job::Reserve(request, reply) => {
+                    requests.push(request);
+                    replies.push(reply);
+                }
+                Job::Member(member) => members.push(member),
+            }
+        }
+        let reservations = Reservations { requests, replies };
+        if run_batch(&db, reservations, members).await {
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.members.fetch_add(size, Ordering::Relaxed);
         }
     }
 }
 
+/// The batch's reservations, decided together.
+struct Reservations {
+    requests: Vec<Reservation>,
+    replies: Vec<Reply<Order, CreateOrderError>>,
+}
+
+/// The reservations made, waiting for the commit.
+struct Reserved {
+    answers: Vec<Result<Order, CreateOrderError>>,
+    replies: Vec<Reply<Order, CreateOrderError>>,
+}
+
+impl Ran for Reserved {
+    fn succeeded(&self) -> bool {
+        true
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        for (answer, reply) in self.answers.into_iter().zip(self.replies) {
+            let answer = match &committed {
+                Ok(()) => answer,
+                Err(error) => Err(error.clone_error().into()),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+impl Reservations {
+    fn fail(self, error: &StoreError) {
+        for reply in self.replies {
+            let _ = reply.send(Err(error.clone_error().into()));
+        }
+    }
+}
+
 /// Runs one batch to its end and answers every member. Answers whether it committed.
-async fn run_batch(db: &Database, batch: Vec<Box<dyn Member>>) -> bool {
+async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn Member>>) -> bool {
     let mut tx = match db.begin_write().await {
         Ok(tx) => tx,
         Err(error) => {
+            reservations.fail(&error);
             fail_all(batch, Vec::new(), error);
             return false;
         }
     };
-    let mut ran: Vec<Box<dyn Ran>> = Vec::with_capacity(batch.len());
+    let mut ran: Vec<Box<dyn Ran>> = Vec::with_capacity(batch.len() + 1);
+    if !reservations.requests.is_empty() {
+        match reserve_set(&mut tx, db, reservations, !batch.is_empty()).await {
+            Ok(reserved) => ran.push(reserved),
+            Err(error) => {
+                // Without a savepoint (nothing else in the batch) the transaction is lost.
+                fail_all(batch, ran, error);
+                return false;
+            }
+        }
+    }
     let mut pending = batch.into_iter();
     while let Some(member) = pending.next() {
         if let Err(error) = exec(&mut tx, "SAVEPOINT member").await {
@@ -213,6 +298,68 @@ async fn run_batch(db: &Database, batch: Vec<Box<dyn Member>>) -> bool {
         done.answer(committed.clone_error());
     }
     ok
+}
+
+/// Makes the batch's reservations as one set. With other members in the batch the set gets
+/// a savepoint, so a failed statement fails the reservations alone; `Err` means the
+/// transaction cannot go on (its reservations have been answered).
+async fn reserve_set(
+    tx: &mut Tx,
+    db: &Database,
+    reservations: Reservations,
+    others: bool,
+) -> Result<Box<dyn Ran>, StoreError> {
+    if others {
+        if let Err(error) = exec(tx, "SAVEPOINT reservations").await {
+            reservations.fail(&error);
+            return Err(error);
+        }
+    }
+    let Reservations { requests, replies } = reservations;
+    let failed = |replies, error: &StoreError| {
+        Reservations {
+            requests: Vec::new(),
+            replies,
+        }
+        .fail(error)
+    };
+    let made = AssertUnwindSafe(reserve::reserve_all(tx, db.backend(), &requests))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Other("a batch of reservations panicked".into())));
+    match made {
+        Ok(answers) => {
+            if others {
+                if let Err(error) = exec(tx, "RELEASE SAVEPOINT reservations").await {
+                    failed(replies, &error);
+                    return Err(error);
+                }
+            }
+            Ok(Box::new(Reserved { answers, replies }))
+        }
+        Err(error) if others => {
+            let undone = match exec(tx, "ROLLBACK TO SAVEPOINT reservations").await {
+                Ok(()) => exec(tx, "RELEASE SAVEPOINT reservations").await,
+                Err(undo) => Err(undo),
+            };
+            let answers = requests.iter().map(|_| Err(error.clone_error().into()));
+            let reserved = Reserved {
+                answers: answers.collect(),
+                replies,
+            };
+            match undone {
+                Ok(()) => Ok(Box::new(reserved)),
+                Err(undo) => {
+                    Box::new(reserved).answer(Err(undo.clone_error()));
+                    Err(undo)
+                }
+            }
+        }
+        Err(error) => {
+            failed(replies, &error);
+            Err(error)
+        }
+    }
 }
 
 async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {

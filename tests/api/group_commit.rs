@@ -31,6 +31,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_refused_member_is_rolled_back_alone,
     a_failed_commit_fails_every_member,
+    a_failed_reservation_set_spares_the_other_members,
     a_crowd_over_http_never_oversells,
 );
 
@@ -322,6 +323,98 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
             .unwrap(),
         ApplyOutcome::Confirmed { tickets: 1 }
     );
+}
+
+async fn a_failed_reservation_set_spares_the_other_members(backend: Backend) {
+    // A batch's reservations are made as one set under a savepoint of their own. A statement
+    // of the set that fails (here a trigger refusing one buyer's order) fails every
+    // reservation of that batch and writes none of them; the payments batched beside them
+    // commit. The next batch reserves normally.
+    let Some((db, _dir)) = open(backend).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let refused = db.upsert_user("oRefused", None, NOW).await.unwrap().id;
+    let user = db.upsert_user("oSet", None, NOW).await.unwrap().id;
+    let trigger = match backend {
+        Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_buyer() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.user_id = {refused} THEN RAISE EXCEPTION 'buyer refused'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER refuse_buyer BEFORE INSERT ON orders \
+             FOR EACH ROW EXECUTE FUNCTION refuse_buyer()"
+                .to_string(),
+        ],
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_buyer BEFORE INSERT ON orders \
+             WHEN NEW.user_id = {refused} BEGIN SELECT RAISE(ABORT, 'buyer refused'); END"
+        )],
+    };
+    for sql in trigger {
+        db.pool().execute(sql.as_str()).await.expect("trigger");
+    }
+    let tt = db
+        .create_ticket_type(&NewTicketType::new("S", Fen::new(100), 10).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    let (first, second) = (order(&db, user, tt, 1).await, order(&db, user, tt, 1).await);
+    let (first_pay, second_pay) = (prepay(&db, &first).await, prepay(&db, &second).await);
+    let before = members(&db);
+    let held = hold(&db, backend, tt).await;
+    let blocker = {
+        let (db, application) = (db.clone(), paid(&first_pay, "TX-set-first"));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reserve = |buyer: i64| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let lines = [OrderLine {
+                ticket_type_id: tt,
+                quantity: 2,
+            }];
+            let expires = NOW.plus(Duration::from_secs(900));
+            db.create_order(buyer, &lines, PendingLimits::OFF, expires, NOW)
+                .await
+        })
+    };
+    let (good, bad) = (reserve(user), reserve(refused));
+    let payment = {
+        let (db, application) = (db.clone(), paid(&second_pay, "TX-set-second"));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+
+    assert!(blocker.await.unwrap().is_ok());
+    for reservation in [good, bad] {
+        let answer = reservation.await.unwrap();
+        assert!(
+            matches!(&answer, Err(CreateOrderError::Store(StoreError::Other(m))) if m.contains("buyer refused")),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(
+        payment.await.unwrap().unwrap(),
+        ApplyOutcome::Confirmed { tickets: 1 }
+    );
+    let after = members(&db);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (2, 4),
+        "the blocker alone, then two reservations and a payment in one batch"
+    );
+    // Both payments confirmed, neither reservation made.
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (8, 0, 2));
+    // The buyer the trigger does not refuse reserves in the next batch.
+    let next = reserve(user).await.unwrap().expect("reserved");
+    assert_eq!((next.total, next.items.len()), (Fen::new(200), 1));
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (6, 2, 2));
 }
 
 async fn a_crowd_over_http_never_oversells(backend: Backend) {
