@@ -36,6 +36,7 @@ async fn main() {
         let settings = DatabaseSettings {
             url: url.clone(),
             max_connections: 1,
+            read_connections: 0,
             acquire_timeout: std::time::Duration::from_secs(10),
             group_commit: GroupCommit::Off,
         };

@@ -41,6 +41,7 @@ async fn main() {
     let settings = DatabaseSettings {
         url: SecretUrl::new(format!("sqlite://{}", file.display())),
         max_connections: 1,
+        read_connections: 0,
         acquire_timeout: Duration::from_secs(10),
         group_commit: GroupCommit::Off,
     };

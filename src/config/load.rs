@@ -20,6 +20,7 @@ struct Raw {
     metrics_token: Option<String>,
     database_url: String,
     database_max_connections: u32,
+    database_read_connections: u32,
     #[serde(with = "humantime_serde")]
     database_acquire_timeout: Duration,
     store_group_commit: String,
@@ -302,6 +303,7 @@ impl Settings {
             database: DatabaseSettings {
                 url: SecretUrl::new(raw.database_url),
                 max_connections: raw.database_max_connections.max(1),
+                read_connections: raw.database_read_connections,
                 acquire_timeout: raw.database_acquire_timeout,
                 group_commit: GroupCommit::parse(&raw.store_group_commit)?,
             },

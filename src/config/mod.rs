@@ -121,6 +121,9 @@ pub struct DatabaseSettings {
     /// May carry a password: redacted when printed.
     pub url: SecretUrl,
     pub max_connections: u32,
+    /// `DATABASE_READ_CONNECTIONS`: PostgreSQL connections kept apart for the status read
+    /// (`storage::read_pool`); 0 reads through the main pool.
+    pub read_connections: u32,
     pub acquire_timeout: Duration,
     /// `STORE_GROUP_COMMIT`: which transitions that arrive together share one transaction
     /// (a savepoint each) and one commit.

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod notify_audit;
 mod orders;
 mod payments;
+pub mod read_pool;
 pub mod reconciliation;
 pub mod refund_list;
 mod refunds;
@@ -49,6 +50,8 @@ pub struct Database {
     batcher: Option<batcher::CommitBatcher>,
     /// Payments go through the batcher too (`STORE_GROUP_COMMIT=on`).
     batch_payments: bool,
+    /// Where the status read runs, when it has connections of its own (PostgreSQL).
+    reads: Option<read_pool::ReadPool>,
 }
 
 /// A pooled connection idle this long is pinged before use (see `Database::connect`).
@@ -102,11 +105,19 @@ impl Database {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrations failed: {e}")))?;
+        // In-process SQLite has no round trip to save: its reads share the pool.
+        let reads = (backend == Backend::Postgres && settings.read_connections > 0)
+            .then(|| {
+                let size = settings.read_connections as usize;
+                read_pool::ReadPool::new(&url, size, settings.acquire_timeout)
+            })
+            .transpose()?;
         let db = Database {
             pool,
             backend,
             batcher: None,
             batch_payments: false,
+            reads,
         };
         Ok(db.with_group_commit(settings.group_commit))
     }
@@ -146,6 +157,11 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The status read's own connections, when it has them.
+    pub(crate) fn reads(&self) -> Option<&read_pool::ReadPool> {
+        self.reads.as_ref()
     }
 
     /// The raw pool, for the conformance tests and the adapters in this module.

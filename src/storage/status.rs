@@ -5,6 +5,7 @@
 //! snapshot per statement), so the order and the payment it shows are always of the same
 //! commit — no cache, so nothing can be staler than the last committed transition.
 
+use futures_util::FutureExt;
 use sqlx::Row;
 use wallyt_pay_actors::{Fen, OrderStatus, PaymentStatus, StoreError, UnixMillis};
 
@@ -57,11 +58,15 @@ const STATUS_SQL: &str = "SELECT o.user_id, o.status, o.total_fen, o.refunded_fe
 impl Database {
     /// The order with its payments, or `None` when there is no such order.
     pub async fn order_status(&self, order_id: i64) -> Result<Option<OrderStatusRow>, StoreError> {
-        let rows = sqlx::query(STATUS_SQL)
-            .bind(order_id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(store_error)?;
+        let query = || sqlx::query(STATUS_SQL).bind(order_id);
+        let rows = match self.reads() {
+            Some(reads) => {
+                reads
+                    .read(|connection| query().fetch_all(connection).boxed())
+                    .await?
+            }
+            None => query().fetch_all(self.pool()).await.map_err(store_error)?,
+        };
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -109,6 +114,7 @@ mod tests {
         Database::connect(&DatabaseSettings {
             url: SecretUrl::new(format!("sqlite://{}/pay.db", dir.display())),
             max_connections: 2,
+            read_connections: 0,
             acquire_timeout: std::time::Duration::from_secs(5),
             group_commit: GroupCommit::Off,
         })

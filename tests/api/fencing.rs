@@ -100,6 +100,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
     let db = Database::connect(&DatabaseSettings {
         url: url.into(),
         max_connections: 5,
+        read_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         group_commit: GroupCommit::On,
     })

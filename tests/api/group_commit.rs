@@ -46,6 +46,7 @@ async fn open(backend: Backend) -> Option<(Database, Option<tempfile::TempDir>)>
     let settings = DatabaseSettings {
         url: url.into(),
         max_connections: 5,
+        read_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         group_commit: GroupCommit::On,
     };

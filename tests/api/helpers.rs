@@ -129,6 +129,8 @@ impl TestApp {
             ("WECHAT_MINI_SECRET", "wechat-test-secret"),
             ("WECHAT_API_BASE", &wechat.uri()),
             ("DATABASE_MAX_CONNECTIONS", "5"),
+            // Many apps run at once against one PostgreSQL: keep each one's share small.
+            ("DATABASE_READ_CONNECTIONS", "2"),
             // Most tests make many requests as one user from one IP (127.0.0.1); the shipped
             // defaults keep rate limits on, so tests turn them off here and the abuse tests
             // (tests/api/abuse.rs) turn them back on explicitly with small limits.

@@ -44,6 +44,7 @@ mod sandbox_harness;
 mod shop;
 mod slow_clients;
 mod startup;
+mod status_reads;
 mod store;
 mod three_nodes;
 mod ticket_refunds;

@@ -48,6 +48,7 @@ async fn the_conformance_suite_holds_without_group_commit(backend: Backend) {
     let settings = DatabaseSettings {
         url: url.into(),
         max_connections: 5,
+        read_connections: 0,
         acquire_timeout: std::time::Duration::from_secs(5),
         group_commit: GroupCommit::Off,
     };
@@ -64,6 +65,7 @@ async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<te
     let settings = DatabaseSettings {
         url: url.into(),
         max_connections: 5,
+        read_connections: 0,
         acquire_timeout: std::time::Duration::from_secs(5),
         group_commit: GroupCommit::On,
     };
