@@ -32,6 +32,7 @@ use wallyt_pay_actors::ports::CreateOrderError;
 use wallyt_pay_actors::{Order, StoreError};
 
 use super::reserve::{self, Reservation};
+use super::stock::{self, OwedMove};
 use super::{store_error, Database};
 
 pub type Tx = Transaction<'static, Any>;
@@ -60,6 +61,8 @@ trait Member: Send {
 /// A member that ran: its result waits for the commit.
 trait Ran: Send {
     fn succeeded(&self) -> bool;
+    /// The stock move it owes, made with every other member's after the last of them.
+    fn owed(&mut self) -> Option<OwedMove>;
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
@@ -70,13 +73,14 @@ struct Queued<F, T, E> {
 
 struct Done<T, E> {
     result: Result<T, E>,
+    owed: Option<OwedMove>,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
 impl<F, Fut, T, E> Member for Queued<F, T, E>
 where
     F: FnOnce(Tx) -> Fut + Send + 'static,
-    Fut: Future<Output = (Tx, Result<T, E>)> + Send + 'static,
+    Fut: Future<Output = (Tx, Result<(T, Option<OwedMove>), E>)> + Send + 'static,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
@@ -84,7 +88,16 @@ where
         let Queued { work, reply } = *self;
         Box::pin(async move {
             let (tx, result) = work(tx).await;
-            (tx, Box::new(Done { result, reply }) as Box<dyn Ran>)
+            let (result, owed) = match result {
+                Ok((value, owed)) => (Ok(value), owed),
+                Err(error) => (Err(error), None),
+            };
+            let done = Done {
+                result,
+                owed,
+                reply,
+            };
+            (tx, Box::new(done) as Box<dyn Ran>)
         })
     }
 
@@ -96,6 +109,10 @@ where
 impl<T: Send, E: From<StoreError> + Send> Ran for Done<T, E> {
     fn succeeded(&self) -> bool {
         self.result.is_ok()
+    }
+
+    fn owed(&mut self) -> Option<OwedMove> {
+        self.owed.take()
     }
 
     fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
@@ -146,11 +163,12 @@ impl CommitBatcher {
 
     /// Runs `work` as a member of the next batch and answers its result once that batch has
     /// committed. `work` gets the batch's transaction and must hand it back; an `Err` rolls
-    /// back what it wrote (and only that).
+    /// back what it wrote (and only that). The stock move it answers it owes is made after
+    /// every member has run, summed with the others' (`stock::settle`).
     pub async fn run<F, Fut, T, E>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(Tx) -> Fut + Send + 'static,
-        Fut: Future<Output = (Tx, Result<T, E>)> + Send + 'static,
+        Fut: Future<Output = (Tx, Result<(T, Option<OwedMove>), E>)> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -222,6 +240,10 @@ impl Ran for Reserved {
         true
     }
 
+    fn owed(&mut self) -> Option<OwedMove> {
+        None
+    }
+
     fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
         for (answer, reply) in self.answers.into_iter().zip(self.replies) {
             let answer = match &committed {
@@ -291,6 +313,14 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
             fail_all(pending.collect(), ran, error);
             return false;
         }
+    }
+    // The members' stock moves last: a hot ticket type's row is locked once per batch, for
+    // one statement and the commit. A move that fails means inconsistent data: nobody's
+    // transition stands.
+    let owed: Vec<OwedMove> = ran.iter_mut().filter_map(|done| done.owed()).collect();
+    if let Err(error) = stock::settle(&mut tx, &owed).await {
+        fail_all(Vec::new(), ran, error);
+        return false;
     }
     let committed = tx.commit().await.map_err(store_error);
     let ok = committed.is_ok();

@@ -14,7 +14,7 @@ use wallyt_pay_actors::{
 };
 
 use super::orders::{payment_from_row, rows, PAYMENT_COLUMNS};
-use super::stock::{self, Counter};
+use super::stock::{self, Counter, OwedMove};
 use super::{fence, notify_audit};
 use super::{store_error, Database};
 
@@ -145,6 +145,7 @@ pub async fn apply_payment(
 ) -> Result<ApplyOutcome, StoreError> {
     if let Some(batcher) = db.payment_batcher() {
         let (paid, audit) = (paid.clone(), audit.cloned());
+        // The batch settles what its members owe once, after the last of them.
         return batcher
             .run(move |mut tx| async move {
                 let applied = apply_audited(&mut tx, &paid, rules, fence, now, audit.as_ref());
@@ -154,7 +155,10 @@ pub async fn apply_payment(
             .await;
     }
     let mut tx = db.begin_write().await?;
-    let outcome = apply_audited(&mut tx, paid, rules, fence, now, audit).await?;
+    let (outcome, owed) = apply_audited(&mut tx, paid, rules, fence, now, audit).await?;
+    if let Some(owed) = owed {
+        stock::settle(&mut tx, &[owed]).await?;
+    }
     // An outcome that changed nothing is not worth a commit, unless it has lines to record.
     if audit.is_some() || wrote(&outcome) {
         tx.commit().await.map_err(store_error)?;
@@ -171,7 +175,8 @@ fn wrote(outcome: &ApplyOutcome) -> bool {
     )
 }
 
-/// The transition, then its audit lines, in the caller's transaction.
+/// The transition, then its audit lines, in the caller's transaction; answers the stock move
+/// it owes, for the caller to make last (`stock::settle`) before it commits.
 async fn apply_audited(
     tx: &mut Transaction<'_, Any>,
     paid: &PaymentApplication,
@@ -179,23 +184,24 @@ async fn apply_audited(
     fence: Fence,
     now: UnixMillis,
     audit: Option<&PaymentAudit>,
-) -> Result<ApplyOutcome, StoreError> {
-    let outcome = apply_in(tx, paid, rules, fence, now).await?;
+) -> Result<(ApplyOutcome, Option<OwedMove>), StoreError> {
+    let (outcome, owed) = apply_in(tx, paid, rules, fence, now).await?;
     if let Some(audit) = audit {
         notify_audit::record_application(tx, audit, paid, &outcome, now).await?;
     }
-    Ok(outcome)
+    Ok((outcome, owed))
 }
 
-/// Payment PAID and what the policy makes of it. An outcome that changed nothing leaves at
-/// most the order's fence raised to the caller's own (current) lease.
+/// Payment PAID and what the policy makes of it, with the stock move a confirmation owes.
+/// An outcome that changed nothing leaves at most the order's fence raised to the caller's
+/// own (current) lease.
 async fn apply_in(
     tx: &mut Transaction<'_, Any>,
     paid: &PaymentApplication,
     rules: PaymentRules,
     fence: Fence,
     now: UnixMillis,
-) -> Result<ApplyOutcome, StoreError> {
+) -> Result<(ApplyOutcome, Option<OwedMove>), StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE out_trade_no = $1"
     ))
@@ -204,12 +210,11 @@ async fn apply_in(
     .await
     .map_err(store_error)?;
     let Some(payment) = row.as_ref().map(payment_from_row).transpose()? else {
-        return Ok(ApplyOutcome::UnknownTrade);
+        return Ok((ApplyOutcome::UnknownTrade, None));
     };
     if payment.amount != paid.amount {
-        return Ok(ApplyOutcome::AmountMismatch {
-            expected: payment.amount,
-        });
+        let expected = payment.amount;
+        return Ok((ApplyOutcome::AmountMismatch { expected }, None));
     }
     fence::check(tx, payment.order_id, fence).await?;
     // NOTPAY or CLOSED → PAID, once (the statuses `PaymentStatus::pay` accepts).
@@ -226,7 +231,7 @@ async fn apply_in(
     .bind(PaymentStatus::Closed.as_str());
     if rows(tx, marked).await? == 0 {
         // Someone applied it first (a duplicate, or a concurrent copy that won).
-        return Ok(ApplyOutcome::AlreadyApplied);
+        return Ok((ApplyOutcome::AlreadyApplied, None));
     }
     let order = super::orders::order_in(tx, payment.order_id)
         .await?
@@ -240,9 +245,9 @@ async fn apply_in(
     );
     let outcome = match effect {
         PaymentEffect::Confirm => {
-            confirm(tx, &order, paid, now).await?;
+            let owed = confirm(tx, &order, paid, now).await?;
             let tickets = issue_tickets(tx, order.id, &order.items, now).await?;
-            ApplyOutcome::Confirmed { tickets }
+            return Ok((ApplyOutcome::Confirmed { tickets }, Some(owed)));
         }
         PaymentEffect::Revive => match revive(tx, &order, paid, now).await? {
             true => {
@@ -254,16 +259,16 @@ async fn apply_in(
         },
         PaymentEffect::Refund(kind) => plan_refund(tx, &payment, kind, now).await?,
     };
-    Ok(outcome)
+    Ok((outcome, None))
 }
 
-/// PENDING → CONFIRMED, its reservation sold.
+/// PENDING → CONFIRMED; answers the move of its reservation to sold, which it owes.
 async fn confirm(
     tx: &mut Transaction<'_, Any>,
     order: &Order,
     paid: &PaymentApplication,
     now: UnixMillis,
-) -> Result<(), StoreError> {
+) -> Result<OwedMove, StoreError> {
     let to = order.status.confirm().map_err(refusal)?;
     let confirmed = sqlx::query(
         "UPDATE orders SET status = $1, paid_at = $2, updated_at = $3 WHERE id = $4 AND status = $5",
@@ -276,15 +281,13 @@ async fn confirm(
     if rows(tx, confirmed).await? != 1 {
         return Err(StoreError::Conflict(format!("order {} changed", order.id)));
     }
-    stock::shift_owned(
-        tx,
-        order.id,
-        &order.items,
-        Counter::Reserved,
-        Counter::Sold,
+    Ok(OwedMove {
+        order_id: order.id,
+        items: order.items.clone(),
+        from: Counter::Reserved,
+        to: Counter::Sold,
         now,
-    )
-    .await
+    })
 }
 
 /// CANCELLED (EXPIRED) → CONFIRMED with its stock taken again (available → sold), all lines or

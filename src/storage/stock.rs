@@ -7,7 +7,7 @@ use wallyt_pay_actors::{OrderItem, StoreError, UnixMillis};
 
 use super::orders::rows;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Counter {
     Available,
     Reserved,
@@ -104,4 +104,46 @@ pub async fn shift_owned(
             from.column()
         )))
     }
+}
+
+/// A move an order's own history guarantees (a confirmation's reservation sold), owed by a
+/// transaction and made at its very end: the ticket type's row is the one every payment of
+/// that type updates, so it is locked for the last statement and the commit only — and in a
+/// group-committed batch, once for all its members ([`settle`]).
+#[derive(Clone, Debug)]
+pub struct OwedMove {
+    pub order_id: i64,
+    pub items: Vec<OrderItem>,
+    pub from: Counter,
+    pub to: Counter,
+    /// When the transition that owes it was decided (the row's `updated_at`).
+    pub now: UnixMillis,
+}
+
+/// Makes the owed moves, summed per ticket type and direction, in ticket type order (the
+/// order every writer locks stock rows in): one UPDATE per ticket type however many orders.
+/// Failing means the data is inconsistent (an order without the stock it should hold).
+pub async fn settle(tx: &mut Transaction<'_, Any>, moves: &[OwedMove]) -> Result<(), StoreError> {
+    let Some(now) = moves.iter().map(|m| m.now).max() else {
+        return Ok(());
+    };
+    let mut sums: std::collections::BTreeMap<(i64, Counter, Counter), i64> =
+        std::collections::BTreeMap::new();
+    for owed in moves {
+        for item in &owed.items {
+            *sums
+                .entry((item.ticket_type_id, owed.from, owed.to))
+                .or_default() += item.quantity;
+        }
+    }
+    for ((ticket_type_id, from, to), quantity) in sums {
+        if !shift(tx, ticket_type_id, quantity, from, to, now).await? {
+            let orders: Vec<i64> = moves.iter().map(|m| m.order_id).collect();
+            return Err(StoreError::Other(format!(
+                "ticket type {ticket_type_id} does not hold the {} stock of orders {orders:?}",
+                from.column()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -32,6 +32,7 @@ on_both_backends!(
     a_refused_member_is_rolled_back_alone,
     a_failed_commit_fails_every_member,
     a_failed_reservation_set_spares_the_other_members,
+    a_stock_move_that_fails_takes_the_whole_batch,
     a_crowd_over_http_never_oversells,
 );
 
@@ -416,6 +417,83 @@ async fn a_failed_reservation_set_spares_the_other_members(backend: Backend) {
     assert_eq!((next.total, next.items.len()), (Fen::new(200), 1));
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
     assert_eq!((stock.available, stock.reserved, stock.sold), (6, 2, 2));
+}
+
+async fn a_stock_move_that_fails_takes_the_whole_batch(backend: Backend) {
+    // Confirmations owe their reservation's move to sold; the batch makes the moves of all its
+    // members together, last. If the row does not hold what they owe (inconsistent data, made
+    // here by hand under the test's lock), no member of that batch stands: payments stay open
+    // for the gateway's retry, no ticket is issued.
+    let Some((db, _dir)) = open(backend).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let user = db.upsert_user("oOwed", None, NOW).await.unwrap().id;
+    let tt = db
+        .create_ticket_type(&NewTicketType::new("O", Fen::new(100), 10).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    let other = db
+        .create_ticket_type(&NewTicketType::new("P", Fen::new(100), 10).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    // The last order is of another type, whose row is consistent: it goes down with its batch.
+    let orders = [
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+        order(&db, user, tt, 1).await,
+        order(&db, user, other, 1).await,
+    ];
+    let mut payments = Vec::new();
+    for order in &orders {
+        payments.push(prepay(&db, order).await);
+    }
+    let mut held = hold(&db, backend, tt).await;
+    let apply = |payment: &Payment, tx: &str| {
+        let (db, application) = (db.clone(), paid(payment, tx));
+        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
+    };
+    let before = members(&db);
+    let blocker = apply(&payments[0], "TX-owed-0");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let batch = [
+        apply(&payments[1], "TX-owed-1"),
+        apply(&payments[2], "TX-owed-2"),
+        apply(&payments[3], "TX-owed-3"),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Three units reserved; the row now claims one.
+    let tamper = format!("UPDATE ticket_types SET reserved = 1, available = 9 WHERE id = {tt}");
+    held.execute(tamper.as_str()).await.expect("tamper");
+    held.commit().await.expect("commit");
+
+    assert_eq!(
+        blocker.await.unwrap().unwrap(),
+        ApplyOutcome::Confirmed { tickets: 1 }
+    );
+    for member in batch {
+        let answer = member.await.unwrap();
+        assert!(
+            matches!(&answer, Err(StoreError::Other(m)) if m.contains("does not hold the reserved stock")),
+            "{answer:?}"
+        );
+    }
+    let after = members(&db);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "the blocker's batch committed, the three others' did not"
+    );
+    for (order, payment) in orders.iter().zip(&payments).skip(1) {
+        assert_eq!(payment_status(&db, payment).await, PaymentStatus::NotPay);
+        assert!(db.tickets(order.id).await.unwrap().is_empty());
+    }
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (9, 0, 1));
+    let stock = db.ticket_type(other).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (9, 1, 0));
 }
 
 async fn a_crowd_over_http_never_oversells(backend: Backend) {
