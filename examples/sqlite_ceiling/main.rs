@@ -44,6 +44,7 @@ async fn main() {
         read_connections: 0,
         acquire_timeout: Duration::from_secs(10),
         group_commit: GroupCommit::Off,
+        group_commit_lanes: 1,
     };
     wallyt_pay::storage::Database::connect(&settings)
         .await

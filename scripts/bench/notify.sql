@@ -1,7 +1,7 @@
 -- Ceiling of the first paid notify: the whole body stored as its audit row, the payment
 -- looked up by out_trade_no, the order's fence raised, payment PAID, the order and its items
--- read, order CONFIRMED, its reservation sold (one ticket type for every order, as in our
--- load: a hot stock row) and one ticket issued, in ONE transaction. The statements are those
+-- read, order CONFIRMED, one ticket issued and, last, its reservation sold (one ticket type
+-- for every order, as in our load: a hot stock row), in ONE transaction. The statements are those
 -- of storage::notify_audit::store_verified_notify and storage::payments::apply_payment.
 -- pgbench: -D i=0; client c confirms its own orders c*1000000+1, +2, ... (seed.sql).
 \set i :i + 1
@@ -15,6 +15,6 @@ UPDATE payments SET status = 'PAID', transaction_id = :oid, paid_at = :now, upda
 SELECT id, user_id, status, total_fen, refunded_fen, cancel_reason, expires_at, created_at, paid_at, cancelled_at FROM orders WHERE id = :oid;
 SELECT ticket_type_id, quantity, unit_price_fen FROM order_items WHERE order_id = :oid ORDER BY ticket_type_id;
 UPDATE orders SET status = 'CONFIRMED', paid_at = :now, updated_at = :now WHERE id = :oid AND status = 'PENDING';
-UPDATE ticket_types SET reserved = reserved - 1, sold = sold + 1, updated_at = :now WHERE id = 1 AND reserved >= 1;
 INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) VALUES (:oid, 1, 'T' || :oid, 'VALID', :now);
+UPDATE ticket_types SET reserved = reserved - 1, sold = sold + 1, updated_at = :now WHERE id = 1 AND reserved >= 1;
 COMMIT;

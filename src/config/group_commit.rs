@@ -13,10 +13,10 @@ pub enum GroupCommit {
     Reservations,
     /// Reservations and payment applications (notifies, queries) are batched.
     On,
-    /// The default: `On` on SQLite (one writer: batching wins for both), `Reservations` on
-    /// PostgreSQL (it shares WAL flushes among concurrent commits already, and a batch's
-    /// sequential round trips cost notifies more than they save). Measured in
-    /// docs/benchmarks.md.
+    /// The default, `On` on both backends. It once meant `Reservations` on PostgreSQL, while
+    /// a batch of payments ran in one lane and locked the hot stock row at its first member;
+    /// with several lanes and the stock moved once at each batch's end, batching won there
+    /// too (docs/benchmarks.md, "Group commit").
     Auto,
 }
 

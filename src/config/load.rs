@@ -24,6 +24,7 @@ struct Raw {
     #[serde(with = "humantime_serde")]
     database_acquire_timeout: Duration,
     store_group_commit: String,
+    store_group_commit_lanes: u32,
     redis_url: Option<String>,
     jwt_secret: Option<String>,
     #[serde(with = "humantime_serde")]
@@ -306,6 +307,7 @@ impl Settings {
                 read_connections: raw.database_read_connections,
                 acquire_timeout: raw.database_acquire_timeout,
                 group_commit: GroupCommit::parse(&raw.store_group_commit)?,
+                group_commit_lanes: raw.store_group_commit_lanes,
             },
             redis_url: raw.redis_url.map(SecretUrl::new),
             jwt_secret,

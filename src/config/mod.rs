@@ -128,6 +128,9 @@ pub struct DatabaseSettings {
     /// `STORE_GROUP_COMMIT`: which transitions that arrive together share one transaction
     /// (a savepoint each) and one commit.
     pub group_commit: GroupCommit,
+    /// `STORE_GROUP_COMMIT_LANES`: how many payment batches run at once on PostgreSQL, each
+    /// on a connection of the pool; 0 = half the pool.
+    pub group_commit_lanes: u32,
 }
 
 #[derive(Clone, Debug)]

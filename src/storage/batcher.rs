@@ -17,8 +17,15 @@
 //! as one set, first, under a savepoint of their own (`storage::reserve`), so a hot ticket
 //! type's row is locked and moved once per batch rather than once per order.
 //!
-//! One batch runs at a time: batched members never wait on each other's row locks across
-//! batches, so batching adds no lock cycle of its own.
+//! Lanes: a batcher may run several batches at once, each on its own connection (payments
+//! on PostgreSQL, where a batch's round trips, not its flush, are the cost). Their members are
+//! different orders (each order's actor sends one transition at a time), and a batch of
+//! payments locks stock rows only at its end, in ticket type order (`stock::settle`), so two
+//! lanes do not wait on each other in a cycle. Reservations, which lock stock rows first, get
+//! a batcher of one lane of their own whenever payments have several. The one exception is a
+//! late payment reviving its expired order (its stock is taken back at once, all or nothing):
+//! a cycle it closed would be broken by PostgreSQL's deadlock detection, failing one batch
+//! whole, whose notifies are answered `fail` and come again.
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -149,11 +156,17 @@ impl std::fmt::Debug for CommitBatcher {
 }
 
 impl CommitBatcher {
-    /// Starts the batching task on `db` (which must not itself batch).
-    pub fn spawn(db: Database) -> CommitBatcher {
+    /// Starts `lanes` batching tasks on `db` (which must not itself batch), sharing one
+    /// queue: while one lane commits, the next takes what has arrived meanwhile. One lane
+    /// runs one batch at a time; several overlap their round trips on connections of their
+    /// own (see `Database::with_group_commit` for what may share lanes).
+    pub fn spawn(db: Database, lanes: usize) -> CommitBatcher {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
         let stats = Arc::new(BatchStats::default());
-        tokio::spawn(batches(db, jobs, stats.clone()));
+        for _ in 0..lanes.max(1) {
+            tokio::spawn(batches(db.clone(), jobs.clone(), stats.clone()));
+        }
         CommitBatcher { queue, stats }
     }
 
@@ -195,15 +208,26 @@ impl CommitBatcher {
     }
 }
 
-async fn batches(db: Database, mut jobs: mpsc::Receiver<Job>, stats: Arc<BatchStats>) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+async fn batches(
+    db: Database,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    stats: Arc<BatchStats>,
+) {
+    loop {
+        let batch = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let size = batch.len() as u64;
         let (mut requests, mut replies, mut members) = (Vec::new(), Vec::new(), Vec::new());
         for job in batch {

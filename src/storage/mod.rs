@@ -41,15 +41,17 @@ pub enum Backend {
     Postgres,
 }
 
-/// The pool plus which backend it talks to, and the group-commit batcher that applies
-/// payments and reservations when it is on (`STORE_GROUP_COMMIT`).
+/// The pool plus which backend it talks to, and the group-commit batchers that apply
+/// reservations and payments when it is on (`STORE_GROUP_COMMIT`).
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// Reservations (`POST /orders`).
     batcher: Option<batcher::CommitBatcher>,
-    /// Payments go through the batcher too (`STORE_GROUP_COMMIT=on`).
-    batch_payments: bool,
+    /// Payment applications (`STORE_GROUP_COMMIT=on`): the same batcher on SQLite, one of
+    /// several lanes on PostgreSQL.
+    payments: Option<batcher::CommitBatcher>,
     /// Where the status read runs, when it has connections of its own (PostgreSQL).
     reads: Option<read_pool::ReadPool>,
 }
@@ -116,43 +118,56 @@ impl Database {
             pool,
             backend,
             batcher: None,
-            batch_payments: false,
+            payments: None,
             reads,
         };
-        Ok(db.with_group_commit(settings.group_commit))
+        let lanes = match settings.group_commit_lanes {
+            // Half the pool: the other half serves everything else meanwhile.
+            0 => (settings.max_connections / 2).max(1),
+            lanes => lanes,
+        };
+        Ok(db.with_group_commit(settings.group_commit, lanes as usize))
     }
 
-    /// This database with what `mode` names group-committed by a batcher task of its own
-    /// (see [`batcher`]); `Auto` picks by backend.
-    pub fn with_group_commit(self, mode: GroupCommit) -> Database {
+    /// This database with what `mode` names group-committed by batcher tasks of its own (see
+    /// [`batcher`]); `Auto` picks by backend. On PostgreSQL payments get `lanes` lanes and
+    /// reservations a batcher of their own (their stock locks come first, see `batcher`); on
+    /// SQLite, one writer, one batcher of one lane takes both.
+    pub fn with_group_commit(self, mode: GroupCommit, lanes: usize) -> Database {
         let unbatched = Database {
             batcher: None,
-            batch_payments: false,
+            payments: None,
             ..self
         };
-        let mode = match (mode, self.backend) {
-            (GroupCommit::Auto, Backend::Sqlite) => GroupCommit::On,
-            (GroupCommit::Auto, Backend::Postgres) => GroupCommit::Reservations,
-            (mode, _) => mode,
+        let mode = match mode {
+            GroupCommit::Auto => GroupCommit::On,
+            mode => mode,
         };
         if mode == GroupCommit::Off {
             return unbatched;
         }
+        let reservations = batcher::CommitBatcher::spawn(unbatched.clone(), 1);
+        let payments = match (mode, self.backend) {
+            (GroupCommit::Reservations, _) => None,
+            (_, Backend::Sqlite) => Some(reservations.clone()),
+            (_, Backend::Postgres) => Some(batcher::CommitBatcher::spawn(unbatched.clone(), lanes)),
+        };
         Database {
-            batcher: Some(batcher::CommitBatcher::spawn(unbatched.clone())),
-            batch_payments: mode == GroupCommit::On,
+            batcher: Some(reservations),
+            payments,
             ..unbatched
         }
     }
 
-    /// The batcher, when group commit is on for anything.
+    /// The batcher of reservations, when group commit is on for anything.
     pub fn batcher(&self) -> Option<&batcher::CommitBatcher> {
         self.batcher.as_ref()
     }
 
-    /// The batcher that applies payments, when they are group-committed.
-    pub(crate) fn payment_batcher(&self) -> Option<&batcher::CommitBatcher> {
-        self.batcher.as_ref().filter(|_| self.batch_payments)
+    /// The batcher that applies payments, when they are group-committed (on SQLite the one
+    /// above).
+    pub fn payment_batcher(&self) -> Option<&batcher::CommitBatcher> {
+        self.payments.as_ref()
     }
 
     pub fn backend(&self) -> Backend {

@@ -117,6 +117,7 @@ mod tests {
             read_connections: 0,
             acquire_timeout: std::time::Duration::from_secs(5),
             group_commit: GroupCommit::Off,
+            group_commit_lanes: 1,
         })
         .await
         .unwrap()

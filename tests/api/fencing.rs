@@ -103,6 +103,7 @@ async fn a_node_that_lost_its_lease_cannot_commit(backend: Backend) {
         read_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         group_commit: GroupCommit::On,
+        group_commit_lanes: 1,
     })
     .await
     .expect("connect");

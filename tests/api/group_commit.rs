@@ -33,6 +33,7 @@ on_both_backends!(
     a_failed_commit_fails_every_member,
     a_failed_reservation_set_spares_the_other_members,
     a_stock_move_that_fails_takes_the_whole_batch,
+    lanes_apply_every_payment_once_beside_reservations,
     a_crowd_over_http_never_oversells,
 );
 
@@ -43,13 +44,21 @@ const RULES: PaymentRules = PaymentRules {
 const FENCE: Fence = Fence(10);
 
 async fn open(backend: Backend) -> Option<(Database, Option<tempfile::TempDir>)> {
+    open_with_lanes(backend, 1).await
+}
+
+async fn open_with_lanes(
+    backend: Backend,
+    lanes: u32,
+) -> Option<(Database, Option<tempfile::TempDir>)> {
     let (url, dir) = fresh_database_url(backend).await?;
     let settings = DatabaseSettings {
         url: url.into(),
-        max_connections: 5,
+        max_connections: 8,
         read_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         group_commit: GroupCommit::On,
+        group_commit_lanes: lanes,
     };
     Some((Database::connect(&settings).await.expect("connect"), dir))
 }
@@ -97,12 +106,21 @@ async fn hold(db: &Database, backend: Backend, ticket_type: i64) -> Tx {
     tx
 }
 
+/// Batches and members committed, over the reservations' batcher and the payments' (the same
+/// one on SQLite; on PostgreSQL payments have their own).
 fn members(db: &Database) -> (u64, u64) {
-    let stats = db.batcher().expect("group commit is on").stats();
-    (
-        stats.batches.load(Ordering::Relaxed),
-        stats.members.load(Ordering::Relaxed),
-    )
+    let reservations = db.batcher().expect("group commit is on").stats();
+    let payments = db.payment_batcher().expect("payments are batched").stats();
+    let mut counted = vec![reservations];
+    if !std::ptr::eq(reservations, payments) {
+        counted.push(payments);
+    }
+    counted.iter().fold((0, 0), |(batches, members), stats| {
+        (
+            batches + stats.batches.load(Ordering::Relaxed),
+            members + stats.members.load(Ordering::Relaxed),
+        )
+    })
 }
 
 async fn payment_status(db: &Database, payment: &Payment) -> PaymentStatus {
@@ -165,6 +183,9 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
                 .await
         })
     };
+    // On PostgreSQL the order above forms a batch alone (reservations have a batcher of their
+    // own, now waiting on the test's lock); this one forms the next.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let fits = {
         let db = db.clone();
         tokio::spawn(async move {
@@ -210,10 +231,16 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
         .expect("the order that fits is reserved");
     assert_eq!(fitted.total, Fen::new(200));
     let after = members(&db);
+    // On PostgreSQL reservations have a batcher of their own: the two orders a batch each,
+    // the three payments one together.
+    let expected = match backend {
+        Backend::Sqlite => (2, 6),
+        Backend::Postgres => (4, 6),
+    };
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
-        (2, 6),
-        "the blocker alone, then the five others in one batch"
+        expected,
+        "the blocker alone, then the five others together"
     );
 
     // What committed: the fenced payment untouched, the duplicate applied once, the refused
@@ -248,6 +275,12 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
            RETURN NEW; END $$ LANGUAGE plpgsql",
         "CREATE CONSTRAINT TRIGGER poison AFTER UPDATE ON payments \
            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        // And an order of 3.00 yuan cannot commit either.
+        "CREATE FUNCTION refuse_poison_order() RETURNS trigger AS $$ BEGIN \
+           IF NEW.total_fen = 300 THEN RAISE EXCEPTION 'poisoned order commit'; END IF; \
+           RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE CONSTRAINT TRIGGER poison_order AFTER INSERT ON orders \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison_order()",
     ] {
         db.pool().execute(sql).await.expect("trigger");
     }
@@ -306,18 +339,33 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
             "{answer:?}"
         );
     }
-    assert!(matches!(
-        reservation.await.unwrap(),
-        Err(CreateOrderError::Store(StoreError::Other(_)))
-    ));
-    // Nothing of the batch stands: both payments open, no reservation beyond the three.
+    // The reservation is in a batch of its own (reservations have their own batcher on
+    // PostgreSQL): it stands.
+    let reserved = reservation.await.unwrap().expect("reserved");
+    assert_eq!(reserved.total, Fen::new(100));
+    // Nothing of the poisoned batch stands: both payments open.
     assert_eq!(payment_status(&db, &good_pay).await, PaymentStatus::NotPay);
     assert_eq!(
         payment_status(&db, &poisoned_pay).await,
         PaymentStatus::NotPay
     );
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
-    assert_eq!((stock.available, stock.reserved, stock.sold), (7, 2, 1));
+    assert_eq!((stock.available, stock.reserved, stock.sold), (6, 3, 1));
+    // A reservation whose batch cannot commit is answered the commit's error and holds nothing.
+    let lines = [OrderLine {
+        ticket_type_id: tt,
+        quantity: 3,
+    }];
+    let expires = NOW.plus(Duration::from_secs(900));
+    let poisoned = db
+        .create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+        .await;
+    assert!(
+        matches!(&poisoned, Err(CreateOrderError::Store(StoreError::Other(m))) if m.contains("poisoned order commit")),
+        "{poisoned:?}"
+    );
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (6, 3, 1));
     // The gateway retries: the good payment alone goes through.
     assert_eq!(
         db.apply_payment(&paid(&good_pay, "TX-good"), RULES, FENCE, NOW)
@@ -383,6 +431,22 @@ async fn a_failed_reservation_set_spares_the_other_members(backend: Backend) {
                 .await
         })
     };
+    // On PostgreSQL this one occupies the reservations' own batcher (waiting on the test's
+    // lock), so the two below queue together into its next batch; on SQLite all three queue
+    // behind the payment above.
+    let first = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let lines = [OrderLine {
+                ticket_type_id: tt,
+                quantity: 1,
+            }];
+            let expires = NOW.plus(Duration::from_secs(900));
+            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (good, bad) = (reserve(user), reserve(refused));
     let payment = {
         let (db, application) = (db.clone(), paid(&second_pay, "TX-set-second"));
@@ -392,7 +456,13 @@ async fn a_failed_reservation_set_spares_the_other_members(backend: Backend) {
     drop(held);
 
     assert!(blocker.await.unwrap().is_ok());
-    for reservation in [good, bad] {
+    let first = first.await.unwrap();
+    let mut failed = vec![good, bad];
+    match backend {
+        Backend::Sqlite => failed.push(tokio::spawn(async move { first })),
+        Backend::Postgres => assert!(first.is_ok(), "{first:?}"),
+    }
+    for reservation in failed {
         let answer = reservation.await.unwrap();
         assert!(
             matches!(&answer, Err(CreateOrderError::Store(StoreError::Other(m))) if m.contains("buyer refused")),
@@ -404,19 +474,25 @@ async fn a_failed_reservation_set_spares_the_other_members(backend: Backend) {
         ApplyOutcome::Confirmed { tickets: 1 }
     );
     let after = members(&db);
-    assert_eq!(
-        (after.0 - before.0, after.1 - before.1),
-        (2, 4),
-        "the blocker alone, then two reservations and a payment in one batch"
-    );
-    // Both payments confirmed, neither reservation made.
+    // SQLite: the blocker alone, then three reservations and a payment in one batch, which
+    // commits with the reservations rolled back to their savepoint. PostgreSQL: the first
+    // reservation's batch, the payments' two; the batch of two reservations fails whole
+    // (uncounted).
+    let (expected, reserved) = match backend {
+        Backend::Sqlite => ((2, 5), 0),
+        Backend::Postgres => ((3, 3), 1),
+    };
+    assert_eq!((after.0 - before.0, after.1 - before.1), expected);
+    // Both payments confirmed, no reservation of a failed set made.
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
-    assert_eq!((stock.available, stock.reserved, stock.sold), (8, 0, 2));
+    let counters = (stock.available, stock.reserved, stock.sold);
+    assert_eq!(counters, (8 - reserved, reserved, 2));
     // The buyer the trigger does not refuse reserves in the next batch.
     let next = reserve(user).await.unwrap().expect("reserved");
     assert_eq!((next.total, next.items.len()), (Fen::new(200), 1));
     let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
-    assert_eq!((stock.available, stock.reserved, stock.sold), (6, 2, 2));
+    let counters = (stock.available, stock.reserved, stock.sold);
+    assert_eq!(counters, (6 - reserved, 2 + reserved, 2));
 }
 
 async fn a_stock_move_that_fails_takes_the_whole_batch(backend: Backend) {
@@ -494,6 +570,87 @@ async fn a_stock_move_that_fails_takes_the_whole_batch(backend: Backend) {
     assert_eq!((stock.available, stock.reserved, stock.sold), (9, 0, 1));
     let stock = db.ticket_type(other).await.unwrap().unwrap().stock;
     assert_eq!((stock.available, stock.reserved, stock.sold), (9, 1, 0));
+}
+
+async fn lanes_apply_every_payment_once_beside_reservations(backend: Backend) {
+    // Four payment lanes on PostgreSQL (SQLite keeps one batcher): 120 orders of one hot
+    // ticket type paid at once, each twice in a row (as its actor would send a notify and its
+    // retry), while 60 new orders reserve the same type. Every payment applies once, every
+    // confirmation sells its unit once, nothing is oversold. (Two copies of one payment at
+    // the same moment take an actor and a lease both failing; lanes could then wait on each
+    // other's order rows in a cycle, which PostgreSQL breaks by failing one batch — correct,
+    // and retried by the gateway, but not what this test is about.)
+    let Some((db, _dir)) = open_with_lanes(backend, 4).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let user = db.upsert_user("oLanes", None, NOW).await.unwrap().id;
+    let tt = db
+        .create_ticket_type(&NewTicketType::new("L", Fen::new(100), 150).unwrap(), NOW)
+        .await
+        .unwrap()
+        .id;
+    let mut payments = Vec::new();
+    for _ in 0..120 {
+        let order = order(&db, user, tt, 1).await;
+        payments.push(prepay(&db, &order).await);
+    }
+    let before = members(&db);
+    let mut applies = Vec::new();
+    for payment in &payments {
+        let (db, application) = (db.clone(), paid(payment, &format!("TX-{}", payment.id)));
+        applies.push(tokio::spawn(async move {
+            let first = db.apply_payment(&application, RULES, FENCE, NOW).await;
+            let again = db.apply_payment(&application, RULES, FENCE, NOW).await;
+            (first, again)
+        }));
+    }
+    let reservations: Vec<_> = (0..60)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let lines = [OrderLine {
+                    ticket_type_id: tt,
+                    quantity: 1,
+                }];
+                let expires = NOW.plus(Duration::from_secs(900));
+                db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
+                    .await
+            })
+        })
+        .collect();
+    let (mut confirmed, mut again) = (0, 0);
+    for apply in applies {
+        let (first, second) = apply.await.unwrap();
+        for outcome in [first, second] {
+            match outcome {
+                Ok(ApplyOutcome::Confirmed { tickets: 1 }) => confirmed += 1,
+                Ok(ApplyOutcome::AlreadyApplied) => again += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!((confirmed, again), (120, 120));
+    let mut reserved = 0;
+    for reservation in reservations {
+        match reservation.await.unwrap() {
+            Ok(_) => reserved += 1,
+            Err(CreateOrderError::InsufficientStock(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(reserved, 30, "150 units: 120 sold, 30 left for 60 buyers");
+    let stock = db.ticket_type(tt).await.unwrap().unwrap().stock;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (0, 30, 120));
+    for payment in &payments {
+        assert_eq!(db.tickets(payment.order_id).await.unwrap().len(), 1);
+    }
+    let after = members(&db);
+    assert_eq!(
+        after.1 - before.1,
+        300,
+        "every transition went through a batch"
+    );
 }
 
 async fn a_crowd_over_http_never_oversells(backend: Backend) {

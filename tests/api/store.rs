@@ -51,6 +51,7 @@ async fn the_conformance_suite_holds_without_group_commit(backend: Backend) {
         read_connections: 0,
         acquire_timeout: std::time::Duration::from_secs(5),
         group_commit: GroupCommit::Off,
+        group_commit_lanes: 1,
     };
     let db = Database::connect(&settings).await.expect("connect");
     assert!(db.batcher().is_none());
@@ -68,6 +69,7 @@ async fn open(backend: Backend) -> Option<(Database, DatabaseSettings, Option<te
         read_connections: 0,
         acquire_timeout: std::time::Duration::from_secs(5),
         group_commit: GroupCommit::On,
+        group_commit_lanes: 1,
     };
     let db = Database::connect(&settings).await.expect("connect");
     Some((db, settings, dir))
