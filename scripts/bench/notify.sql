@@ -1,8 +1,8 @@
 -- Ceiling of the first paid notify: the whole body stored as its audit row, the payment
 -- looked up by out_trade_no, the order's fence raised, payment PAID, the order and its items
 -- read, order CONFIRMED, one ticket issued and, last, its reservation sold (one ticket type
--- for every order, as in our load: a hot stock row), in ONE transaction. The statements are those
--- of storage::notify_audit::store_verified_notify and storage::payments::apply_payment.
+-- for every order, as in our load: a hot stock row), in ONE transaction: the statements of
+-- storage::payments::apply_payment run alone (its audit lines: notify_audit::record_application).
 -- pgbench: -D i=0; client c confirms its own orders c*1000000+1, +2, ... (seed.sql).
 \set i :i + 1
 \set oid :client_id * 1000000 + :i
