@@ -48,6 +48,13 @@ if ! command -v pgbench >/dev/null; then
   PATH="$PGBIN:$PATH"
 fi
 
+# Hundreds of leftover databases (old test runs) keep autovacuum's launcher busy visiting
+# each one every minute: a background load that skews every figure below.
+DATABASES=$(psql "$PG_URL" -X -A -t -c "SELECT COUNT(*) FROM pg_database")
+if [ "$DATABASES" -gt 50 ]; then
+  echo "bench: warning: $DATABASES databases on this server; autovacuum visiting them all loads the machine" >&2
+fi
+
 echo "bench: building the release examples (cached after the first run)"
 cargo build --release --quiet --example load --example sqlite_ceiling
 LOAD=target/release/examples/load

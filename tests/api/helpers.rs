@@ -62,7 +62,12 @@ pub async fn fresh_database_url(backend: Backend) -> Option<(String, Option<Temp
             let mut conn = sqlx::PgConnection::connect(&base)
                 .await
                 .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but unreachable: {e}"));
-            let name = format!("wallyt_test_{}", uuid::Uuid::new_v4().simple());
+            drop_stale_databases(&mut conn).await;
+            let name = format!(
+                "wallyt_test_{}_{}",
+                unix_secs(),
+                uuid::Uuid::new_v4().simple()
+            );
             conn.execute(format!("CREATE DATABASE {name}").as_str())
                 .await
                 .expect("create test database");
@@ -71,6 +76,40 @@ pub async fn fresh_database_url(backend: Backend) -> Option<(String, Option<Temp
             Some((url.to_string(), None))
         }
     }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Every test makes a database of its own and a run leaves hundreds behind; on a machine that
+/// keeps them, autovacuum's launcher visits every one of them each minute, a load the
+/// benchmarks then measure. Once per test process, databases of runs over two hours old go
+/// (their names carry their creation time; no run lasts that long).
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'wallyt\\_test\\_%'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+        let cutoff = unix_secs().saturating_sub(2 * 3600);
+        for name in names {
+            let created = name
+                .strip_prefix("wallyt_test_")
+                .and_then(|rest| rest.split_once('_'))
+                .and_then(|(secs, _)| secs.parse::<u64>().ok());
+            if created.is_some_and(|secs| secs < cutoff) {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = conn.execute(drop.as_str()).await;
+            }
+        }
+    })
+    .await;
 }
 
 pub fn config_dir() -> &'static Path {
