@@ -12,8 +12,7 @@ INSERT INTO payment_events (kind, order_id, out_trade_no, verdict, raw, created_
 SELECT id, order_id, out_trade_no, transaction_id, status, amount_fen, refunded_fen, refund_committed_fen, openid, pay_params, prepay_expires_at, created_at, paid_at FROM payments WHERE out_trade_no = :oid;
 UPDATE orders SET fence = 1 WHERE id = :oid AND fence <= 1;
 UPDATE payments SET status = 'PAID', transaction_id = :oid, paid_at = :now, updated_at = :now WHERE id = :oid AND status IN ('NOTPAY', 'CLOSED');
-SELECT id, user_id, status, total_fen, refunded_fen, cancel_reason, expires_at, created_at, paid_at, cancelled_at FROM orders WHERE id = :oid;
-SELECT ticket_type_id, quantity, unit_price_fen FROM order_items WHERE order_id = :oid ORDER BY ticket_type_id;
+SELECT o.id, o.user_id, o.status, o.total_fen, o.refunded_fen, o.cancel_reason, o.expires_at, o.created_at, o.paid_at, o.cancelled_at, i.ticket_type_id, i.quantity, i.unit_price_fen FROM orders o LEFT JOIN order_items i ON i.order_id = o.id WHERE o.id = :oid ORDER BY i.ticket_type_id;
 UPDATE orders SET status = 'CONFIRMED', paid_at = :now, updated_at = :now WHERE id = :oid AND status = 'PENDING';
 INSERT INTO tickets (order_id, ticket_type_id, code, status, created_at) VALUES (:oid, 1, 'T' || :oid, 'VALID', :now);
 UPDATE ticket_types SET reserved = reserved - 1, sold = sold + 1, updated_at = :now WHERE id = 1 AND reserved >= 1;
