@@ -1,31 +1,38 @@
 //! Group commit. A commit costs a WAL flush and a round trip whatever it carries, and with
-//! many orders paid or reserved at once the database spends its time flushing. The batcher
-//! is one task owning a queue of store transitions: it takes what is queued (what arrived
-//! while the last batch was committing — no timer, so a lone request waits for nothing), runs
-//! each member in one transaction under its own SAVEPOINT, commits once, and only then
-//! answers every member.
+//! many orders paid or reserved at once the database spends its time flushing. A batcher is
+//! a queue of store transitions and one or more lanes: a lane takes what is queued (what
+//! arrived while its last batch was committing — no timer, so a lone request waits for
+//! nothing), runs it in one transaction, commits once, and only then answers every member.
 //!
 //! Each member is the very transition the store would run in a transaction of its own: it
 //! checks its own fence and guards. A member that fails (fenced, refused, a statement error)
 //! is rolled back to its savepoint alone and answered its error; the others are unaffected.
-//! A failed commit (or a failure around the savepoints) fails every member with that error,
-//! members whose answer was a refusal included: their refusal may rest on another member's
-//! write that is now gone. Nobody is answered before the batch's fate is known, so every
-//! answered transition is durable.
+//! The stock moves the members owe (a confirmation's reservation sold) are made after the
+//! last of them, summed per ticket type (`stock::settle`): the hot row is locked once per
+//! batch, for one statement and the commit.
 //!
 //! Reservations (`POST /orders`) are not run one by one: the batch's reservations are made
-//! as one set, first, under a savepoint of their own (`storage::reserve`), so a hot ticket
-//! type's row is locked and moved once per batch rather than once per order.
+//! as one set, first (`storage::reserve`), under a savepoint of their own when the batch
+//! holds other members too, so a hot ticket type's row is locked and moved once per batch.
+//!
+//! When the batch as a whole fails before its commit is sent — a statement around the
+//! members, the reservation set, the stock moves, a deadlock the database broke — nothing of
+//! it was written, and every member is answered [`Outcome::Retry`]: its caller runs it again
+//! in a transaction of its own, so a bad member (an order whose stock row is inconsistent, a
+//! buyer the database refuses) fails alone instead of taking 63 others with it, batch after
+//! batch. A commit that fails is another matter: it may have been applied (the connection
+//! lost with the answer), so every member is answered the commit's error, never a retry —
+//! a reservation run twice would be two orders. Nobody is answered before the batch's fate is
+//! known, so every answered transition is durable.
 //!
 //! Lanes: a batcher may run several batches at once, each on its own connection (payments
 //! on PostgreSQL, where a batch's round trips, not its flush, are the cost). Their members are
 //! different orders (each order's actor sends one transition at a time), and a batch of
-//! payments locks stock rows only at its end, in ticket type order (`stock::settle`), so two
-//! lanes do not wait on each other in a cycle. Reservations, which lock stock rows first, get
-//! a batcher of one lane of their own whenever payments have several. The one exception is a
-//! late payment reviving its expired order (its stock is taken back at once, all or nothing):
-//! a cycle it closed would be broken by PostgreSQL's deadlock detection, failing one batch
-//! whole, whose notifies are answered `fail` and come again.
+//! payments locks stock rows only at its end, in ticket type order, so two lanes do not wait
+//! on each other in a cycle. Reservations, which lock stock rows first, get a batcher of one
+//! lane of their own whenever payments have several. A late payment reviving its expired
+//! order takes its stock back at once (all or nothing, a decision), and could close a cycle;
+//! PostgreSQL's deadlock detection then fails one batch, whose members are retried alone.
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -51,37 +58,50 @@ pub const MAX_BATCH: usize = 64;
 /// How many requests may queue before callers wait (backpressure, not a limit on batches).
 const QUEUE: usize = 4096;
 
+/// What a caller of the batcher is answered.
+#[derive(Debug)]
+pub enum Outcome<T, E> {
+    /// Its transition's own result once the batch committed, or the commit's error.
+    Done(Result<T, E>),
+    /// The batch failed before its commit was sent: nothing of it was written, and the
+    /// caller should run the transition alone.
+    Retry(StoreError),
+}
+
+type Reply<T, E> = oneshot::Sender<Outcome<T, E>>;
+
 /// What callers queue: a reservation, or any other transition.
 enum Job {
     Reserve(Reservation, Reply<Order, CreateOrderError>),
     Member(Box<dyn Member>),
 }
 
-type Reply<T, E> = oneshot::Sender<Result<T, E>>;
-
 /// A queued member: its work, and how to answer it.
 trait Member: Send {
     fn run(self: Box<Self>, tx: Tx) -> BoxFuture<'static, (Tx, Box<dyn Ran>)>;
-    fn fail(self: Box<Self>, error: StoreError);
+    /// Its batch failed before it ran.
+    fn retry(self: Box<Self>, error: StoreError);
 }
 
-/// A member that ran: its result waits for the commit.
+/// What ran in the batch: its answers wait for the commit.
 trait Ran: Send {
     fn succeeded(&self) -> bool;
     /// The stock move it owes, made with every other member's after the last of them.
     fn owed(&mut self) -> Option<OwedMove>;
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+    /// Its batch failed after it ran, before the commit: nothing of it stands.
+    fn retry(self: Box<Self>, error: StoreError);
 }
 
 struct Queued<F, T, E> {
     work: F,
-    reply: oneshot::Sender<Result<T, E>>,
+    reply: Reply<T, E>,
 }
 
 struct Done<T, E> {
     result: Result<T, E>,
     owed: Option<OwedMove>,
-    reply: oneshot::Sender<Result<T, E>>,
+    reply: Reply<T, E>,
 }
 
 impl<F, Fut, T, E> Member for Queued<F, T, E>
@@ -108,8 +128,8 @@ where
         })
     }
 
-    fn fail(self: Box<Self>, error: StoreError) {
-        let _ = self.reply.send(Err(E::from(error)));
+    fn retry(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Outcome::Retry(error));
     }
 }
 
@@ -128,7 +148,11 @@ impl<T: Send, E: From<StoreError> + Send> Ran for Done<T, E> {
             Err(error) => Err(E::from(error)),
         };
         // The caller may have gone (a dropped request): the transition stands regardless.
-        let _ = self.reply.send(answer);
+        let _ = self.reply.send(Outcome::Done(answer));
+    }
+
+    fn retry(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Outcome::Retry(error));
     }
 }
 
@@ -139,7 +163,7 @@ pub struct BatchStats {
     pub members: AtomicU64,
 }
 
-/// The handle callers submit transitions through. Cheap to clone; the task stops when the
+/// The handle callers submit transitions through. Cheap to clone; the lanes stop when the
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct CommitBatcher {
@@ -178,7 +202,7 @@ impl CommitBatcher {
     /// committed. `work` gets the batch's transaction and must hand it back; an `Err` rolls
     /// back what it wrote (and only that). The stock move it answers it owes is made after
     /// every member has run, summed with the others' (`stock::settle`).
-    pub async fn run<F, Fut, T, E>(&self, work: F) -> Result<T, E>
+    pub async fn run<F, Fut, T, E>(&self, work: F) -> Outcome<T, E>
     where
         F: FnOnce(Tx) -> Fut + Send + 'static,
         Fut: Future<Output = (Tx, Result<(T, Option<OwedMove>), E>)> + Send + 'static,
@@ -186,25 +210,31 @@ impl CommitBatcher {
         E: From<StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let stopped = || E::from(StoreError::Unavailable("group commit stopped".into()));
-        self.queue
-            .send(Job::Member(Box::new(Queued { work, reply })))
+        self.send(Job::Member(Box::new(Queued { work, reply })), answer)
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
     }
 
     /// Reserves `request` with the next batch's reservations; answers once that batch has
     /// committed.
-    pub(crate) async fn reserve(&self, request: Reservation) -> Result<Order, CreateOrderError> {
+    pub(crate) async fn reserve(&self, request: Reservation) -> Outcome<Order, CreateOrderError> {
         let (reply, answer) = oneshot::channel();
-        let stopped =
-            || CreateOrderError::from(StoreError::Unavailable("group commit stopped".into()));
-        self.queue
-            .send(Job::Reserve(request, reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.send(Job::Reserve(request, reply), answer).await
+    }
+
+    async fn send<T, E: From<StoreError>>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Outcome<T, E>>,
+    ) -> Outcome<T, E> {
+        if self.queue.send(job).await.is_err() {
+            let stopped = StoreError::Unavailable("group commit stopped".into());
+            return Outcome::Done(Err(E::from(stopped)));
+        }
+        // Dropped unanswered: the transition panicked (its batch was rolled back).
+        answer.await.unwrap_or_else(|_| {
+            let lost = StoreError::Other("the transition panicked; nothing was written".into());
+            Outcome::Done(Err(E::from(lost)))
+        })
     }
 }
 
@@ -253,15 +283,25 @@ struct Reservations {
     replies: Vec<Reply<Order, CreateOrderError>>,
 }
 
-/// The reservations made, waiting for the commit.
+impl Reservations {
+    fn retry(self, error: &StoreError) {
+        for reply in self.replies {
+            let _ = reply.send(Outcome::Retry(error.clone_error()));
+        }
+    }
+}
+
+/// The reservations as the set decided them, waiting for the commit; `failed` when the set
+/// was rolled back to its savepoint (they are retried alone whatever the batch does).
 struct Reserved {
     answers: Vec<Result<Order, CreateOrderError>>,
     replies: Vec<Reply<Order, CreateOrderError>>,
+    failed: Option<StoreError>,
 }
 
 impl Ran for Reserved {
     fn succeeded(&self) -> bool {
-        true
+        self.failed.is_none()
     }
 
     fn owed(&mut self) -> Option<OwedMove> {
@@ -269,21 +309,29 @@ impl Ran for Reserved {
     }
 
     fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        if let Some(error) = self.failed {
+            return Reservations {
+                requests: Vec::new(),
+                replies: self.replies,
+            }
+            .retry(&error);
+        }
         for (answer, reply) in self.answers.into_iter().zip(self.replies) {
             let answer = match &committed {
                 Ok(()) => answer,
                 Err(error) => Err(error.clone_error().into()),
             };
-            let _ = reply.send(answer);
+            let _ = reply.send(Outcome::Done(answer));
         }
     }
-}
 
-impl Reservations {
-    fn fail(self, error: &StoreError) {
-        for reply in self.replies {
-            let _ = reply.send(Err(error.clone_error().into()));
+    fn retry(self: Box<Self>, error: StoreError) {
+        let error = self.failed.unwrap_or(error);
+        Reservations {
+            requests: Vec::new(),
+            replies: self.replies,
         }
+        .retry(&error);
     }
 }
 
@@ -292,8 +340,8 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
     let mut tx = match db.begin_write().await {
         Ok(tx) => tx,
         Err(error) => {
-            reservations.fail(&error);
-            fail_all(batch, Vec::new(), error);
+            reservations.retry(&error);
+            retry_all(batch, Vec::new(), error);
             return false;
         }
     };
@@ -303,7 +351,7 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
             Ok(reserved) => ran.push(reserved),
             Err(error) => {
                 // Without a savepoint (nothing else in the batch) the transaction is lost.
-                fail_all(batch, ran, error);
+                retry_all(batch, ran, error);
                 return false;
             }
         }
@@ -311,15 +359,16 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
     let mut pending = batch.into_iter();
     while let Some(member) = pending.next() {
         if let Err(error) = exec(&mut tx, "SAVEPOINT member").await {
-            member.fail(error.clone_error());
-            fail_all(pending.collect(), ran, error);
+            member.retry(error.clone_error());
+            retry_all(pending.collect(), ran, error);
             return false;
         }
-        // A member that panics takes the transaction with it (rolled back); the task goes on,
-        // so one bug cannot stop every later transition of the node.
+        // A member that panics takes the transaction with it (rolled back; its caller told
+        // so, the others retried alone); the lane goes on, so one bug cannot stop every later
+        // transition of the node.
         let Ok((back, done)) = AssertUnwindSafe(member.run(tx)).catch_unwind().await else {
             let error = StoreError::Other("a group-committed transition panicked".into());
-            fail_all(pending.collect(), ran, error);
+            retry_all(pending.collect(), ran, error);
             return false;
         };
         tx = back;
@@ -334,16 +383,17 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
         };
         ran.push(done);
         if let Err(error) = close {
-            fail_all(pending.collect(), ran, error);
+            retry_all(pending.collect(), ran, error);
             return false;
         }
     }
     // The members' stock moves last: a hot ticket type's row is locked once per batch, for
-    // one statement and the commit. A move that fails means inconsistent data: nobody's
-    // transition stands.
+    // one statement and the commit. One that fails (a row without the stock its orders hold)
+    // leaves nothing of the batch standing; each member then runs alone, and only the orders
+    // of that row fail.
     let owed: Vec<OwedMove> = ran.iter_mut().filter_map(|done| done.owed()).collect();
     if let Err(error) = stock::settle(&mut tx, &owed).await {
-        fail_all(Vec::new(), ran, error);
+        retry_all(Vec::new(), ran, error);
         return false;
     }
     let committed = tx.commit().await.map_err(store_error);
@@ -355,8 +405,8 @@ async fn run_batch(db: &Database, reservations: Reservations, batch: Vec<Box<dyn
 }
 
 /// Makes the batch's reservations as one set. With other members in the batch the set gets
-/// a savepoint, so a failed statement fails the reservations alone; `Err` means the
-/// transaction cannot go on (its reservations have been answered).
+/// a savepoint, so a failed statement sends the reservations to be retried alone and the
+/// batch goes on; `Err` means the transaction cannot go on (the reservations are answered).
 async fn reserve_set(
     tx: &mut Tx,
     db: &Database,
@@ -365,55 +415,47 @@ async fn reserve_set(
 ) -> Result<Box<dyn Ran>, StoreError> {
     if others {
         if let Err(error) = exec(tx, "SAVEPOINT reservations").await {
-            reservations.fail(&error);
+            reservations.retry(&error);
             return Err(error);
         }
     }
     let Reservations { requests, replies } = reservations;
-    let failed = |replies, error: &StoreError| {
-        Reservations {
-            requests: Vec::new(),
-            replies,
-        }
-        .fail(error)
-    };
     let made = AssertUnwindSafe(reserve::reserve_all(tx, db.backend(), &requests))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(StoreError::Other("a batch of reservations panicked".into())));
-    match made {
-        Ok(answers) => {
-            if others {
-                if let Err(error) = exec(tx, "RELEASE SAVEPOINT reservations").await {
-                    failed(replies, &error);
-                    return Err(error);
-                }
-            }
-            Ok(Box::new(Reserved { answers, replies }))
-        }
-        Err(error) if others => {
-            let undone = match exec(tx, "ROLLBACK TO SAVEPOINT reservations").await {
-                Ok(()) => exec(tx, "RELEASE SAVEPOINT reservations").await,
-                Err(undo) => Err(undo),
-            };
-            let answers = requests.iter().map(|_| Err(error.clone_error().into()));
-            let reserved = Reserved {
-                answers: answers.collect(),
+    let (answers, failed, close) = match made {
+        Ok(answers) => (answers, None, "RELEASE SAVEPOINT reservations"),
+        Err(error) if others => (
+            Vec::new(),
+            Some(error),
+            "ROLLBACK TO SAVEPOINT reservations",
+        ),
+        Err(error) => {
+            let set = Reservations {
+                requests: Vec::new(),
                 replies,
             };
-            match undone {
-                Ok(()) => Ok(Box::new(reserved)),
-                Err(undo) => {
-                    Box::new(reserved).answer(Err(undo.clone_error()));
-                    Err(undo)
-                }
-            }
+            set.retry(&error);
+            return Err(error);
         }
-        Err(error) => {
-            failed(replies, &error);
-            Err(error)
+    };
+    let reserved = Box::new(Reserved {
+        answers,
+        replies,
+        failed,
+    });
+    if others {
+        let mut closed = exec(tx, close).await;
+        if closed.is_ok() && reserved.failed.is_some() {
+            closed = exec(tx, "RELEASE SAVEPOINT reservations").await;
+        }
+        if let Err(error) = closed {
+            reserved.retry(error.clone_error());
+            return Err(error);
         }
     }
+    Ok(reserved)
 }
 
 async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
@@ -424,13 +466,14 @@ async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
         .map_err(store_error)
 }
 
-/// Every member, run or not, gets `error`; the transaction (if any) is dropped: rolled back.
-fn fail_all(waiting: Vec<Box<dyn Member>>, ran: Vec<Box<dyn Ran>>, error: StoreError) {
+/// The batch failed before its commit: every member, run or not, is told to run alone; the
+/// transaction (if any) is dropped: rolled back.
+fn retry_all(waiting: Vec<Box<dyn Member>>, ran: Vec<Box<dyn Ran>>, error: StoreError) {
     for done in ran {
-        done.answer(Err(error.clone_error()));
+        done.retry(error.clone_error());
     }
     for member in waiting {
-        member.fail(error.clone_error());
+        member.retry(error.clone_error());
     }
 }
 

@@ -121,11 +121,15 @@ impl Database {
             payments: None,
             reads,
         };
+        // Half the pool by default: the other half serves everything else meanwhile. Never
+        // all of it: the reservations' batcher and the unbatched transitions (expiry,
+        // refunds) need connections too.
+        let most = settings.max_connections.saturating_sub(2).max(1);
         let lanes = match settings.group_commit_lanes {
-            // Half the pool: the other half serves everything else meanwhile.
             0 => (settings.max_connections / 2).max(1),
             lanes => lanes,
-        };
+        }
+        .min(most);
         Ok(db.with_group_commit(settings.group_commit, lanes as usize))
     }
 
@@ -205,6 +209,9 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
         self.pool.close().await;
     }
 }

@@ -13,6 +13,7 @@ use wallyt_pay_actors::{
     TicketStatus, UnixMillis,
 };
 
+use super::batcher::Outcome;
 use super::orders::{payment_from_row, rows, PAYMENT_COLUMNS};
 use super::stock::{self, Counter, OwedMove};
 use super::{fence, notify_audit};
@@ -132,9 +133,9 @@ fn refusal(error: impl std::fmt::Display) -> StoreError {
 }
 
 /// Applies a payment with its audit lines: as a member of the next group-committed batch
-/// when payments are group-committed (`STORE_GROUP_COMMIT=on`), else in a transaction of its
-/// own. Either way the transition and
-/// its audit lines commit together, and the answer comes after the commit.
+/// when payments are group-committed (`STORE_GROUP_COMMIT` `on` or `auto`), else — or when
+/// that batch failed before its commit — in a transaction of its own. Either way the
+/// transition and its audit lines commit together, and the answer comes after the commit.
 pub async fn apply_payment(
     db: &Database,
     paid: &PaymentApplication,
@@ -146,13 +147,19 @@ pub async fn apply_payment(
     if let Some(batcher) = db.payment_batcher() {
         let (paid, audit) = (paid.clone(), audit.cloned());
         // The batch settles what its members owe once, after the last of them.
-        return batcher
+        let batched = batcher
             .run(move |mut tx| async move {
                 let applied = apply_audited(&mut tx, &paid, rules, fence, now, audit.as_ref());
                 let result = applied.await;
                 (tx, result)
             })
             .await;
+        match batched {
+            Outcome::Done(result) => return result,
+            Outcome::Retry(error) => {
+                tracing::warn!(event = "store.batch.retried_alone", transition = "payment", %error)
+            }
+        }
     }
     let mut tx = db.begin_write().await?;
     let (outcome, owed) = apply_audited(&mut tx, paid, rules, fence, now, audit).await?;

@@ -4,10 +4,11 @@
 //! as much as the query itself (docs/benchmarks.md, "The status read"). Here a connection
 //! goes back as it is and is pinged before use only after it has been idle for a while.
 //!
-//! A request dropped mid-query leaves its connection with an answer in flight; sqlx drains it
-//! before the next statement, so the connection is reused safely. A connection that fails is
-//! thrown away with every idle one, and the read is tried once more on a fresh connection:
-//! it is a read, and the database may simply have restarted.
+//! A request dropped mid-query leaves its connection with an answer in flight: such a
+//! connection is thrown away, not returned (sqlx would drain it before the next statement,
+//! but nothing needs that bet). A connection that fails is thrown away with every idle one,
+//! and the read is tried once more on a fresh connection: it is a read, and the database may
+//! simply have restarted.
 
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleResult};
 use deadpool::Runtime;
@@ -82,24 +83,60 @@ impl ReadPool {
     {
         let mut last = None;
         for _ in 0..2 {
-            let mut connection = self.pool.get().await.map_err(|e| match e {
+            let object = self.pool.get().await.map_err(|e| match e {
                 managed::PoolError::Backend(error) => store_error(error),
                 other => StoreError::Unavailable(format!("read connections: {other}")),
             })?;
-            match read(&mut connection).await {
-                Ok(value) => return Ok(value),
+            let mut borrowed = Borrowed(Some(object));
+            let result = read(borrowed.connection()).await;
+            match result {
+                Ok(value) => {
+                    borrowed.give_back();
+                    return Ok(value);
+                }
                 Err(error) if retryable(&error) => {
-                    // Not back into the pool. A connection lost is most often all of them
-                    // lost (the database restarted): the idle ones go too, so the retry
-                    // opens a fresh one instead of drawing another dead one.
-                    drop(Object::take(connection));
+                    // Not back into the pool (`borrowed` drops it). A connection lost is most
+                    // often all of them lost (the database restarted): the idle ones go too,
+                    // so the retry opens a fresh one instead of drawing another dead one.
+                    drop(borrowed);
                     self.pool.retain(|_, _| false);
                     last = Some(error);
                 }
-                Err(error) => return Err(store_error(error)),
+                Err(error) => {
+                    borrowed.give_back();
+                    return Err(store_error(error));
+                }
             }
         }
         Err(store_error(last.expect("a failed attempt")))
+    }
+
+    /// Closes the idle connections and refuses new reads.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// A connection out of the pool: it goes back only when its read finished; dropped in the
+/// middle (the request was cancelled) or after a connection error, it is closed instead.
+struct Borrowed(Option<Object<Connections>>);
+
+impl Borrowed {
+    fn connection(&mut self) -> &mut AnyConnection {
+        self.0.as_mut().expect("borrowed until given back")
+    }
+
+    fn give_back(mut self) {
+        // Dropping the object returns it to the pool.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
+        }
     }
 }
 

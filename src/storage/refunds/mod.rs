@@ -217,8 +217,24 @@ async fn record_success(
     refund: &Refund,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
-    for ticket_id in &refund.ticket_ids {
-        tickets::cancel(tx, *ticket_id, TicketStatus::Refunding, now).await?;
+    // In ticket type order, as every writer locks stock rows: a refund of two types must not
+    // hold one while a batch of reservations holding the other waits for it.
+    let types: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, ticket_type_id FROM tickets WHERE order_id = $1")
+            .bind(refund.order_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    let type_of = |id: i64| {
+        types
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map_or(i64::MAX, |t| t.1)
+    };
+    let mut named = refund.ticket_ids.clone();
+    named.sort_by_key(|id| (type_of(*id), *id));
+    for ticket_id in named {
+        tickets::cancel(tx, ticket_id, TicketStatus::Refunding, now).await?;
     }
     let (amount_fen, refunded_fen): (i64, i64) =
         sqlx::query_as("SELECT amount_fen, refunded_fen FROM payments WHERE id = $1")
@@ -299,13 +315,15 @@ async fn record_success(
         return Ok(false);
     }
     // The order is gone: so are the tickets no refund named (an operator's full refund).
-    let valid: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM tickets WHERE order_id = $1 AND status = $2")
-            .bind(refund.order_id)
-            .bind(TicketStatus::Valid.as_str())
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(store_error)?;
+    let valid: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM tickets WHERE order_id = $1 AND status = $2 \
+             ORDER BY ticket_type_id, id",
+    )
+    .bind(refund.order_id)
+    .bind(TicketStatus::Valid.as_str())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(store_error)?;
     for ticket_id in valid {
         tickets::cancel(tx, ticket_id, TicketStatus::Valid, now).await?;
     }

@@ -26,10 +26,13 @@ const POSTGRES_SQL: &str = "WITH new AS ( \
      ) \
      SELECT k, id FROM new";
 
-/// SQLite: the writer holds the database, so the next ids are known (AUTOINCREMENT keeps
-/// the highest ever given in `sqlite_sequence`, and moves it past the ones written here).
-const SQLITE_NEXT_ID: &str =
-    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0) + 1";
+/// SQLite: the writer holds the database, so the next ids are known. AUTOINCREMENT keeps the
+/// highest ever given in `sqlite_sequence` (and moves it past the ones written here); the
+/// table's own highest id counts too, as SQLite itself counts it, should that row be missing
+/// (a restore that skipped it).
+const SQLITE_NEXT_ID: &str = "SELECT MAX( \
+       COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0), \
+       COALESCE((SELECT MAX(id) FROM orders), 0)) + 1";
 const SQLITE_ORDERS: &str =
     "INSERT INTO orders (id, user_id, status, total_fen, expires_at, created_at, updated_at) \
      SELECT json_extract(value, '$.id'), json_extract(value, '$.u'), $2, \

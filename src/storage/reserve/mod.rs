@@ -22,6 +22,7 @@ use wallyt_pay_actors::{Fen, Order, OrderLine, OrderStatus, StoreError, UnixMill
 pub use decide::Reservation;
 use decide::{Held, StockRow};
 
+use super::batcher::Outcome;
 use super::stock::{self, Counter};
 use super::{store_error, Backend, Database};
 
@@ -41,7 +42,12 @@ pub async fn create_order(
         now,
     };
     if let Some(batcher) = db.batcher() {
-        return batcher.reserve(request).await;
+        match batcher.reserve(request.clone()).await {
+            Outcome::Done(result) => return result,
+            Outcome::Retry(error) => {
+                tracing::warn!(event = "store.batch.retried_alone", transition = "reservation", %error)
+            }
+        }
     }
     let mut tx = db.begin_write().await?;
     let mut answers = reserve_all(&mut tx, db.backend(), std::slice::from_ref(&request)).await?;
