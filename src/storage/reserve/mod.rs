@@ -120,12 +120,20 @@ pub async fn reserve_all(
         .collect())
 }
 
-/// `$1, $2, …, $n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `id IN (…)` over the ids bound as `$n`, one JSON array: one statement text whatever the
+/// batch holds, so it stays prepared (a list of placeholders would be a new statement for
+/// every batch size).
+fn in_ids(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgres => {
+            format!("IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(${n} AS json)))")
+        }
+        Backend::Sqlite => format!("IN (SELECT value FROM json_each(${n}))"),
+    }
+}
+
+fn json_ids(ids: &BTreeSet<i64>) -> String {
+    serde_json::Value::from(ids.iter().copied().collect::<Vec<i64>>()).to_string()
 }
 
 /// Locks the ticket types' rows (in id order) and reads their price and what is on sale.
@@ -145,13 +153,10 @@ async fn lock_stock(
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "SELECT id, price_fen, available FROM ticket_types WHERE id IN ({}) ORDER BY id{lock}",
-        placeholders(types.len())
+        "SELECT id, price_fen, available FROM ticket_types WHERE id {} ORDER BY id{lock}",
+        in_ids(backend, 1)
     );
-    let mut query = sqlx::query(&sql);
-    for id in types {
-        query = query.bind(*id);
-    }
+    let query = sqlx::query(&sql).bind(json_ids(types));
     let mut rows = BTreeMap::new();
     for row in query.fetch_all(&mut **tx).await.map_err(store_error)? {
         let id: i64 = row.try_get("id").map_err(store_error)?;
@@ -174,27 +179,25 @@ async fn held_by(
     if users.is_empty() {
         return Ok(HashMap::new());
     }
-    let list = placeholders(users.len());
+    let ids = json_ids(users);
     if backend == Backend::Postgres {
-        let sql = format!("SELECT id FROM users WHERE id IN ({list}) ORDER BY id FOR UPDATE");
-        let mut query = sqlx::query(&sql);
-        for id in users {
-            query = query.bind(*id);
-        }
+        let sql = format!(
+            "SELECT id FROM users WHERE id {} ORDER BY id FOR UPDATE",
+            in_ids(backend, 1)
+        );
+        let query = sqlx::query(&sql).bind(&ids);
         query.execute(&mut **tx).await.map_err(store_error)?;
     }
-    let status = format!("${}", users.len() + 1);
     let sql = format!(
         "SELECT o.user_id, COUNT(DISTINCT o.id) AS orders, \
          CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) AS units \
          FROM orders o LEFT JOIN order_items i ON i.order_id = o.id \
-         WHERE o.user_id IN ({list}) AND o.status = {status} GROUP BY o.user_id"
+         WHERE o.user_id {} AND o.status = $2 GROUP BY o.user_id",
+        in_ids(backend, 1)
     );
-    let mut query = sqlx::query(&sql);
-    for id in users {
-        query = query.bind(*id);
-    }
-    let query = query.bind(OrderStatus::Pending.as_str());
+    let query = sqlx::query(&sql)
+        .bind(&ids)
+        .bind(OrderStatus::Pending.as_str());
     let mut held: HashMap<i64, Held> = users.iter().map(|&id| (id, Held::default())).collect();
     for row in query.fetch_all(&mut **tx).await.map_err(store_error)? {
         let user: i64 = row.try_get("user_id").map_err(store_error)?;
