@@ -8,11 +8,12 @@ use sqlx::Executor;
 use wallyt_pay_actors::ports::{
     ApplyOutcome, CreateOrderError, OrderStore, PendingLimits, StoreError,
 };
-use wallyt_pay_actors::{
-    CatalogStore, Fen, NewTicketType, OrderLine, Payment, PaymentStatus, UserStore,
-};
+use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, PaymentStatus, UserStore};
 
-use super::{hold, members, open, order, paid, payment_status, prepay, FENCE, NOW, RULES};
+use super::{
+    apply_later, hold, members, open, order, paid, payment_status, prepay, reserve_later, FENCE,
+    NOW, RULES,
+};
 use crate::helpers::Backend;
 use crate::on_both_backends;
 
@@ -64,33 +65,16 @@ async fn a_failed_commit_fails_every_member(backend: Backend) {
         prepay(&db, &poisoned).await,
     );
     let held = hold(&db, backend, tt).await;
-    let blocker = {
-        let (db, application) = (db.clone(), paid(&first_pay, "TX-first"));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    };
+    let blocker = apply_later(&db, &first_pay, "TX-first");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let members: Vec<_> = [
         (good_pay.clone(), "TX-good"),
         (poisoned_pay.clone(), "poison"),
     ]
     .into_iter()
-    .map(|(payment, tx)| {
-        let (db, application) = (db.clone(), paid(&payment, tx));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    })
+    .map(|(payment, tx)| apply_later(&db, &payment, tx))
     .collect();
-    let reservation = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let lines = [OrderLine {
-                ticket_type_id: tt,
-                quantity: 1,
-            }];
-            let expires = NOW.plus(Duration::from_secs(900));
-            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
-                .await
-        })
-    };
+    let reservation = reserve_later(&db, user, tt, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(held);
 
@@ -177,44 +161,16 @@ async fn a_failed_reservation_set_is_retried_one_by_one(backend: Backend) {
     let (first_pay, second_pay) = (prepay(&db, &first).await, prepay(&db, &second).await);
     let before = members(&db);
     let held = hold(&db, backend, tt).await;
-    let blocker = {
-        let (db, application) = (db.clone(), paid(&first_pay, "TX-set-first"));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    };
+    let blocker = apply_later(&db, &first_pay, "TX-set-first");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let reserve = |buyer: i64| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let lines = [OrderLine {
-                ticket_type_id: tt,
-                quantity: 2,
-            }];
-            let expires = NOW.plus(Duration::from_secs(900));
-            db.create_order(buyer, &lines, PendingLimits::OFF, expires, NOW)
-                .await
-        })
-    };
+    let reserve = |buyer: i64| reserve_later(&db, buyer, tt, 2);
     // On PostgreSQL this one occupies the reservations' own batcher (waiting on the test's
     // lock), so the two below queue together into its next batch; on SQLite all three queue
     // behind the payment above.
-    let first = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let lines = [OrderLine {
-                ticket_type_id: tt,
-                quantity: 1,
-            }];
-            let expires = NOW.plus(Duration::from_secs(900));
-            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
-                .await
-        })
-    };
+    let first = reserve_later(&db, user, tt, 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (good, bad) = (reserve(user), reserve(refused));
-    let payment = {
-        let (db, application) = (db.clone(), paid(&second_pay, "TX-set-second"));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    };
+    let payment = apply_later(&db, &second_pay, "TX-set-second");
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(held);
 
@@ -282,17 +238,13 @@ async fn a_stock_move_that_fails_fails_only_its_own_orders(backend: Backend) {
         payments.push(prepay(&db, order).await);
     }
     let mut held = hold(&db, backend, tt).await;
-    let apply = |payment: &Payment, tx: &str| {
-        let (db, application) = (db.clone(), paid(payment, tx));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    };
     let before = members(&db);
-    let blocker = apply(&payments[0], "TX-owed-0");
+    let blocker = apply_later(&db, &payments[0], "TX-owed-0");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let batch = [
-        apply(&payments[1], "TX-owed-1"),
-        apply(&payments[2], "TX-owed-2"),
-        apply(&payments[3], "TX-owed-3"),
+        apply_later(&db, &payments[1], "TX-owed-1"),
+        apply_later(&db, &payments[2], "TX-owed-2"),
+        apply_later(&db, &payments[3], "TX-owed-3"),
     ];
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Three units reserved; the row now claims one.

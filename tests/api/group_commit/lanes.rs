@@ -1,13 +1,12 @@
 //! Several payment lanes at once beside the reservations' batcher.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use wallyt_pay_actors::ports::{ApplyOutcome, CreateOrderError, OrderStore, PendingLimits};
-use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, UserStore};
+use wallyt_pay_actors::ports::{ApplyOutcome, CreateOrderError, OrderStore};
+use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, UserStore};
 
 use super::open_with_lanes;
-use super::{members, order, paid, prepay, FENCE, NOW, RULES};
+use super::{members, order, paid, prepay, reserve_later, FENCE, NOW, RULES};
 use crate::helpers::Backend;
 use crate::on_both_backends;
 
@@ -46,20 +45,7 @@ async fn lanes_apply_every_payment_once_beside_reservations(backend: Backend) {
             (first, again)
         }));
     }
-    let reservations: Vec<_> = (0..60)
-        .map(|_| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                let lines = [OrderLine {
-                    ticket_type_id: tt,
-                    quantity: 1,
-                }];
-                let expires = NOW.plus(Duration::from_secs(900));
-                db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
-                    .await
-            })
-        })
-        .collect();
+    let reservations: Vec<_> = (0..60).map(|_| reserve_later(&db, user, tt, 1)).collect();
     let (mut confirmed, mut again) = (0, 0);
     for apply in applies {
         let (first, second) = apply.await.unwrap();

@@ -12,14 +12,17 @@ mod lanes;
 mod refusals;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Executor;
+use tokio::task::JoinHandle;
 use wallyt_pay::config::{DatabaseSettings, GroupCommit};
 use wallyt_pay::storage::batcher::Tx;
 use wallyt_pay::storage::Database;
 use wallyt_pay_actors::ports::{
-    Fence, NewPrepay, OrderStore, PaymentApplication, PaymentRules, PendingLimits,
+    ApplyOutcome, CreateOrderError, Fence, NewPrepay, OrderStore, PaymentApplication, PaymentRules,
+    PendingLimits, StoreError,
 };
 use wallyt_pay_actors::{Order, OrderLine, Payment, PaymentStatus, UnixMillis};
 
@@ -51,7 +54,13 @@ pub(super) async fn open_with_lanes(
     Some((Database::connect(&settings).await.expect("connect"), dir))
 }
 
-pub(super) async fn order(db: &Database, user: i64, tt: i64, quantity: i64) -> Order {
+/// A PENDING order of `quantity` units of `tt`, limits off.
+pub(super) async fn reserve(
+    db: &Database,
+    user: i64,
+    tt: i64,
+    quantity: i64,
+) -> Result<Order, CreateOrderError> {
     let lines = [OrderLine {
         ticket_type_id: tt,
         quantity,
@@ -59,7 +68,31 @@ pub(super) async fn order(db: &Database, user: i64, tt: i64, quantity: i64) -> O
     let expires = NOW.plus(Duration::from_secs(900));
     db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
         .await
-        .expect("order")
+}
+
+pub(super) async fn order(db: &Database, user: i64, tt: i64, quantity: i64) -> Order {
+    reserve(db, user, tt, quantity).await.expect("order")
+}
+
+/// [`reserve`] in a task of its own, free to wait for a batch.
+pub(super) fn reserve_later(
+    db: &Arc<Database>,
+    user: i64,
+    tt: i64,
+    quantity: i64,
+) -> JoinHandle<Result<Order, CreateOrderError>> {
+    let db = db.clone();
+    tokio::spawn(async move { reserve(&db, user, tt, quantity).await })
+}
+
+/// `payment` applied as paid (transaction `transaction_id`) in a task of its own.
+pub(super) fn apply_later(
+    db: &Arc<Database>,
+    payment: &Payment,
+    transaction_id: &str,
+) -> JoinHandle<Result<ApplyOutcome, StoreError>> {
+    let (db, application) = (db.clone(), paid(payment, transaction_id));
+    tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
 }
 
 pub(super) async fn prepay(db: &Database, order: &Order) -> Payment {

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wallyt_pay_actors::ports::{
-    ApplyOutcome, CreateOrderError, Fence, OrderStore, PendingLimits, StoreError,
-};
-use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, OrderLine, PaymentStatus, UserStore};
+use wallyt_pay_actors::ports::{ApplyOutcome, CreateOrderError, Fence, OrderStore, StoreError};
+use wallyt_pay_actors::{CatalogStore, Fen, NewTicketType, PaymentStatus, UserStore};
 
-use super::{hold, members, open, order, paid, payment_status, prepay, FENCE, NOW, RULES};
+use super::{
+    apply_later, hold, members, open, order, paid, payment_status, prepay, reserve_later, FENCE,
+    NOW, RULES,
+};
 use crate::helpers::Backend;
 use crate::on_both_backends;
 use reqwest::StatusCode;
@@ -44,10 +45,7 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
     );
     let before = members(&db);
     let held = hold(&db, backend, tt).await;
-    let blocker = {
-        let (db, application) = (db.clone(), paid(&first_pay, "TX-first"));
-        tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-    };
+    let blocker = apply_later(&db, &first_pay, "TX-first");
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The next batch: a member under a stale fence, the same payment twice, and an order for
     // more than is left (2 units remain once the three above are sold... and it asks 3).
@@ -55,39 +53,12 @@ async fn a_refused_member_is_rolled_back_alone(backend: Backend) {
         let (db, application) = (db.clone(), paid(&fenced_pay, "TX-fenced"));
         tokio::spawn(async move { db.apply_payment(&application, RULES, Fence(5), NOW).await })
     };
-    let twice: Vec<_> = (0..2)
-        .map(|_| {
-            let (db, application) = (db.clone(), paid(&ok_pay, "TX-ok"));
-            tokio::spawn(async move { db.apply_payment(&application, RULES, FENCE, NOW).await })
-        })
-        .collect();
-    let too_many = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let lines = [OrderLine {
-                ticket_type_id: tt,
-                quantity: 3,
-            }];
-            let expires = NOW.plus(Duration::from_secs(900));
-            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
-                .await
-        })
-    };
+    let twice: Vec<_> = (0..2).map(|_| apply_later(&db, &ok_pay, "TX-ok")).collect();
+    let too_many = reserve_later(&db, user, tt, 3);
     // On PostgreSQL the order above forms a batch alone (reservations have a batcher of their
     // own, now waiting on the test's lock); this one forms the next.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let fits = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let lines = [OrderLine {
-                ticket_type_id: tt,
-                quantity: 2,
-            }];
-            let expires = NOW.plus(Duration::from_secs(900));
-            db.create_order(user, &lines, PendingLimits::OFF, expires, NOW)
-                .await
-        })
-    };
+    let fits = reserve_later(&db, user, tt, 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(held);
 
